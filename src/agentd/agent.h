@@ -1,0 +1,31 @@
+/*
+ * The agent: owns the one ev_loop and every adapter (store, control socket,
+ * signals, systemd notification), and wires them together. Decisions live in
+ * src/core; this file only routes inputs to them and their outputs to I/O.
+ */
+#ifndef AGENTD_AGENT_H
+#define AGENTD_AGENT_H
+
+#include "agentd/config.h"
+
+struct agent;
+
+/*
+ * Builds an agent from a validated config (ownership passes to the agent,
+ * also on failure): opens the store, binds the control socket. Errors are
+ * logged here, at the edge, and returned as negative errno.
+ */
+int agent_new(const char *config_path, struct agentd_config *config, struct agent **ret);
+
+/* Runs until SIGTERM/SIGINT; returns the process exit status. */
+int agent_run(struct agent *a);
+
+void agent_free(struct agent *a);
+
+/*
+ * Resolves a group name to a gid for the control socket. NULL name gives
+ * (gid_t) -1. Returns 0, -ENOENT for an unknown group, or another errno.
+ */
+int agent_resolve_group(const char *name, gid_t *ret_gid);
+
+#endif
