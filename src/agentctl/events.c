@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "agentctl/agentctl.h"
+#include "common/ctlproto.h"
 #include "core/event.h"
 #include "io/store.h"
 
@@ -73,27 +74,6 @@ static int parse_limit(const char *s, uint32_t *ret) {
         return 0;
 }
 
-static int store_event_to_json(const struct store_event *ev, void *userdata) {
-        json_t *events = userdata;
-        char ts[UTIL_TS_MAX];
-        json_t *o;
-
-        o = json_pack("{s:I, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I}",
-                      "id", (json_int_t) ev->id,
-                      "ts", util_format_ts(ev->ts_us, ts),
-                      "ts_us", (json_int_t) ev->ts_us,
-                      "node", ev->node,
-                      "kind", ev->kind,
-                      "subject", ev->subject,
-                      "detail", ev->detail,
-                      "service", ev->service,
-                      "unit", ev->unit,
-                      "term", (json_int_t) ev->term);
-        if (!o || json_array_append_new(events, o) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 static int fetch_store(struct events_source *src, const struct events_query *q, json_t **ret) {
         struct store_event_filter f = {
                 .after_id = q->after_id,
@@ -107,7 +87,7 @@ static int fetch_store(struct events_source *src, const struct events_query *q, 
         events = json_array();
         if (!events)
                 goto nomem;
-        r = store_events_query(src->store, &f, store_event_to_json, events);
+        r = store_events_query(src->store, &f, ctlproto_event_append, events);
         if (r < 0) {
                 json_decref(events);
                 if (r == -ENOMEM)

@@ -163,27 +163,6 @@ static json_t *verb_status(struct agent *a) {
                            "timeouts", (json_int_t) st.timeouts);
 }
 
-static int events_append(const struct store_event *ev, void *userdata) {
-        json_t *list = userdata;
-        char ts[UTIL_TS_MAX];
-        json_t *o;
-
-        o = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I}",
-                      "id", (json_int_t) ev->id,
-                      "ts", util_format_ts(ev->ts_us, ts),
-                      "ts_us", (json_int_t) ev->ts_us,
-                      "node", ev->node,
-                      "kind", ev->kind,
-                      "subject", ev->subject,
-                      "detail", ev->detail,
-                      "service", ev->service,
-                      "unit", ev->unit,
-                      "term", (json_int_t) ev->term);
-        if (!o || json_array_append_new(list, o) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
 /* Reads a non-negative integer argument; absent leaves *ret alone. */
 static int arg_uint(json_t *args, const char *key, json_int_t max, json_int_t *ret) {
         json_t *v = json_object_get(args, key);
@@ -228,7 +207,7 @@ static json_t *verb_events(struct agent *a, json_t *args) {
         list = json_array();
         if (!list)
                 return NULL;
-        r = store_events_query(a->store, &f, events_append, list);
+        r = store_events_query(a->store, &f, ctlproto_event_append, list);
         if (r < 0) {
                 json_decref(list);
                 return ctlproto_error(CTL_ERR_FAILED, "reading events from %s: %s",

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/ctlproto.h"
+#include "io/store.h"
 
 /*
  * The verbs, in the order agentctl lists them. Whether a verb is mutating is
@@ -218,6 +219,26 @@ void ctlproto_request_done(struct ctl_request *r) {
         json_decref(r->args);
         r->args = NULL;
         r->verb = NULL;
+}
+
+int ctlproto_event_append(const struct store_event *ev, void *list) {
+        char ts[UTIL_TS_MAX];
+        json_t *o;
+
+        o = json_pack("{s:I, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I}",
+                      "id", (json_int_t) ev->id,
+                      "ts", util_format_ts(ev->ts_us, ts),
+                      "ts_us", (json_int_t) ev->ts_us,
+                      "node", ev->node,
+                      "kind", ev->kind,
+                      "subject", ev->subject,
+                      "detail", ev->detail,
+                      "service", ev->service,
+                      "unit", ev->unit,
+                      "term", (json_int_t) ev->term);
+        if (!o || json_array_append_new(list, o) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 json_t *ctlproto_ok(json_t *data) {

@@ -66,6 +66,15 @@ void ctlproto_request_done(struct ctl_request *r);
 json_t *ctlproto_ok(json_t *data);
 json_t *ctlproto_error(const char *code, const char *fmt, ...) _printf_(2, 3);
 
+struct store_event;
+/*
+ * Appends the protocol's JSON form of a stored event to the array `list`
+ * (id, ts, ts_us, node, kind, subject, detail, service, unit, term). Has the
+ * shape of a store_event_cb so it can be passed to store_events_query().
+ * Returns 0 or -ENOMEM.
+ */
+int ctlproto_event_append(const struct store_event *ev, void *list);
+
 /* Serializes a reply or request as one compact line ending in '\n'. */
 char *ctlproto_dump(const json_t *doc, size_t *ret_len);
 
