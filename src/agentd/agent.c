@@ -43,6 +43,7 @@ struct agent {
         int lock_fd;
 
         struct ctl *ctl;
+        /* hook: module pointers (supervisor, gossip) */
 
         ev_signal sigterm;
         ev_signal sigint;
@@ -74,31 +75,46 @@ static void agent_emit(struct agent *a, enum event_kind kind, const char *subjec
 static void agent_emit(struct agent *a, enum event_kind kind, const char *subject,
                        const char *detail_fmt, ...) {
         char detail[1024] = "";
-        struct event ev = {
-                .ts_us = util_now_real_us(),
-                .kind = kind,
-                .node = a->config->node_name,
-                .subject = subject ? subject : "",
-                .detail = detail,
-        };
+        struct event ev = { .kind = kind, .subject = subject ? subject : "", .detail = detail };
         va_list ap;
-        int r;
 
         if (detail_fmt) {
                 va_start(ap, detail_fmt);
                 vsnprintf(detail, sizeof(detail), detail_fmt, ap);
                 va_end(ap);
         }
-        log_event(&ev);
+        agent_emit_event(a, &ev);
+}
+
+void agent_emit_event(struct agent *a, const struct event *ev) {
+        struct event e = *ev;
+
+        if (!e.ts_us)
+                e.ts_us = util_now_real_us();
+        if (!e.node)
+                e.node = a->config->node_name;
+        log_event(&e);
         if (!a->store)
                 return;
-        r = store_event_add(a->store, &ev, NULL);
+        int r = store_event_add(a->store, &e, NULL);
         if (r < 0) {
                 if (!(a->degraded & AGENT_DEGRADED_STORE_WRITE))
-                        log_error("cannot record event %s in %s: %s", event_kind_to_string(kind),
+                        log_error("cannot record event %s in %s: %s", event_kind_to_string(e.kind),
                                   store_path(a->store), strerror(-r));
                 a->degraded |= AGENT_DEGRADED_STORE_WRITE;
         }
+}
+
+struct ev_loop *agent_loop(struct agent *a) {
+        return a->loop;
+}
+
+struct store *agent_store(struct agent *a) {
+        return a->store;
+}
+
+const struct agentd_config *agent_config(struct agent *a) {
+        return a->config;
 }
 
 int agent_resolve_group(const char *name, gid_t *ret_gid) {
@@ -253,6 +269,12 @@ static int agent_reload(struct agent *a, char **ret_error) {
                 goto refuse;
         }
 
+        /*
+         * hook: module reload. A module may refuse `next` here (returning with
+         * `error` set and r < 0, then goto refuse) but only before it changed
+         * anything; once every module accepted, the new config is applied.
+         */
+
         config_free(a->config);
         a->config = next;
         agent_apply_logging(a->config);
@@ -280,21 +302,58 @@ static json_t *verb_reload(struct agent *a) {
         return ctlproto_ok(json_pack("{s:s, s:b}", "config", a->config_path, "reloaded", 1));
 }
 
+/*
+ * The verbs this agent serves. A module (supervisor, gossip, ...) adds its
+ * verbs here as one row each; the control server has already checked that a
+ * mutating verb comes from an admin, so handlers only validate arguments.
+ */
+typedef json_t *(*agent_verb_fn)(struct agent *a, const struct ctl_caller *caller, json_t *args);
+
+static json_t *verb_status_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        if (json_object_size(args))
+                return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "status takes no arguments");
+        return ctlproto_ok(verb_status(a));
+}
+
+static json_t *verb_events_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return verb_events(a, args);
+}
+
+static json_t *verb_reload_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        if (json_object_size(args))
+                return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "reload takes no arguments");
+        return verb_reload(a);
+}
+
+static json_t *verb_version_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) a;
+        (void) caller;
+        (void) args;
+        return ctlproto_ok(json_pack("{s:s, s:s}", "name", PACKAGE_NAME, "version", PACKAGE_VERSION));
+}
+
+static const struct {
+        const char *name;
+        agent_verb_fn fn;
+} agent_verbs[] = {
+        { "status", verb_status_fn },
+        { "events", verb_events_fn },
+        { "reload", verb_reload_fn },
+        { "version", verb_version_fn },
+        /* hook: module verbs */
+};
+
 static json_t *agent_ctl_handler(const struct ctl_caller *caller, const struct ctl_verb *verb,
                                  json_t *args, void *userdata) {
         struct agent *a = userdata;
 
         log_debug("control: %s from pid %d uid %u", verb->name, (int) caller->pid, (unsigned) caller->uid);
-        if (strcmp(verb->name, "status") == 0)
-                return json_object_size(args) ? ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "status takes no arguments")
-                                              : ctlproto_ok(verb_status(a));
-        if (strcmp(verb->name, "events") == 0)
-                return verb_events(a, args);
-        if (strcmp(verb->name, "reload") == 0)
-                return json_object_size(args) ? ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "reload takes no arguments")
-                                              : verb_reload(a);
-        if (strcmp(verb->name, "version") == 0)
-                return ctlproto_ok(json_pack("{s:s, s:s}", "name", PACKAGE_NAME, "version", PACKAGE_VERSION));
+        for (size_t i = 0; i < ELEMENTSOF(agent_verbs); i++)
+                if (strcmp(verb->name, agent_verbs[i].name) == 0)
+                        return agent_verbs[i].fn(a, caller, args);
         return ctlproto_error(CTL_ERR_UNKNOWN_VERB, "verb \"%s\" is not served by this agent", verb->name);
 }
 
@@ -316,6 +375,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents) {
         a->stopping = true;
         sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
         agent_emit(a, EVENT_AGENT_STOPPING, PACKAGE_NAME " " PACKAGE_VERSION, "signal %s", strsignal(w->signum));
+        /* hook: module stop (a module that must say goodbye, such as gossip's leave, breaks the loop when done) */
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -510,6 +570,8 @@ int agent_new(const char *config_path, struct agentd_config *config, struct agen
                 goto fail;
         }
 
+        /* hook: module start */
+
         ev_signal_init(&a->sigterm, on_stop_signal, SIGTERM);
         ev_signal_init(&a->sigint, on_stop_signal, SIGINT);
         ev_signal_init(&a->sighup, on_sighup, SIGHUP);
@@ -565,6 +627,7 @@ void agent_free(struct agent *a) {
                 ev_timer_stop(a->loop, &a->retention);
                 ev_timer_stop(a->loop, &a->watchdog);
         }
+        /* hook: module free (before the store and the loop go) */
         ctl_free(a->ctl);
         store_free(a->store);
         if (a->lock_fd >= 0)

@@ -6,9 +6,13 @@
 #ifndef AGENTD_AGENT_H
 #define AGENTD_AGENT_H
 
+#include <ev.h>
+
 #include "agentd/config.h"
+#include "core/event.h"
 
 struct agent;
+struct store;
 
 /*
  * Builds an agent from a validated config (ownership passes to the agent,
@@ -21,6 +25,16 @@ int agent_new(const char *config_path, struct agentd_config *config, struct agen
 int agent_run(struct agent *a);
 
 void agent_free(struct agent *a);
+
+/*
+ * What the agent's modules (supervisor, gossip, ...) use. agent_emit_event
+ * records an event in the store and the log; ts_us 0 means now, node NULL
+ * means this node. The config pointer changes on reload: do not keep it.
+ */
+void agent_emit_event(struct agent *a, const struct event *ev);
+struct ev_loop *agent_loop(struct agent *a);
+struct store *agent_store(struct agent *a);
+const struct agentd_config *agent_config(struct agent *a);
 
 /*
  * Resolves a group name to a gid for the control socket. NULL name gives

@@ -59,6 +59,18 @@ static const char *const migrations[] = {
         ");"
         "INSERT INTO meta (key, value)"
         "  VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));",
+        /*
+         * 2 -> 3: state that must survive an agent restart. Every table has the
+         * same shape (a key, a JSON value, when it was written) so one code path
+         * serves them all, and each stays readable with the sqlite3 shell.
+         */
+        "CREATE TABLE breakers (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE ratelimits (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE backoff (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE members (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE election (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE balancer (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE agent (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -115,11 +127,15 @@ static const char *const stmt_sql[_STMT_MAX] = {
                 "  SELECT id FROM events ORDER BY id ASC LIMIT 1 OFFSET ?1)",
 };
 
+enum state_op { STATE_PUT, STATE_GET, STATE_DELETE, STATE_LIST, _STATE_OP_MAX };
+
 struct store {
         sqlite3 *db;
         char *path;
         bool readonly;
         sqlite3_stmt *stmt[_STMT_MAX];
+        /* State-table statements, prepared on first use. */
+        sqlite3_stmt *state_stmt[_STORE_TABLE_MAX][_STATE_OP_MAX];
 };
 
 /*
@@ -819,6 +835,9 @@ void store_free(struct store *s) {
                 (void) store_commit(s);
         for (size_t i = 0; i < ELEMENTSOF(s->stmt); i++)
                 sqlite3_finalize(s->stmt[i]);
+        for (size_t t = 0; t < _STORE_TABLE_MAX; t++)
+                for (size_t o = 0; o < _STATE_OP_MAX; o++)
+                        sqlite3_finalize(s->state_stmt[t][o]);
         /* With every statement finalized, this closes (and rolls back) at once. */
         sqlite3_close_v2(s->db);
         free(s->path);
@@ -1140,5 +1159,166 @@ int store_create_at_version(const char *path, int version) {
         if (r == 0)
                 r = migrate(db, version, path, NULL, NULL);
         sqlite3_close_v2(db);
+        return r;
+}
+
+/* ---- state tables ------------------------------------------------------ */
+
+static const char *const table_names[_STORE_TABLE_MAX] = {
+        [STORE_TABLE_BREAKERS] = "breakers",
+        [STORE_TABLE_RATELIMITS] = "ratelimits",
+        [STORE_TABLE_BACKOFF] = "backoff",
+        [STORE_TABLE_MEMBERS] = "members",
+        [STORE_TABLE_ELECTION] = "election",
+        [STORE_TABLE_BALANCER] = "balancer",
+        [STORE_TABLE_AGENT] = "agent",
+};
+
+const char *store_table_to_string(enum store_table t) {
+        if ((int) t < 0 || t >= _STORE_TABLE_MAX)
+                return "invalid";
+        return table_names[t];
+}
+
+static int state_stmt(struct store *s, enum store_table t, enum state_op op, sqlite3_stmt **ret) {
+        static const char *const fmt[_STATE_OP_MAX] = {
+                [STATE_PUT] = "INSERT INTO %s (key, value, updated_at) VALUES (?1, ?2, ?3)"
+                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                              " updated_at = excluded.updated_at",
+                [STATE_GET] = "SELECT value, updated_at FROM %s WHERE key = ?1",
+                [STATE_DELETE] = "DELETE FROM %s WHERE key = ?1",
+                [STATE_LIST] = "SELECT key, value, updated_at FROM %s ORDER BY key",
+        };
+        char sql[256];
+        int rc;
+
+        if ((int) t < 0 || t >= _STORE_TABLE_MAX)
+                return -EINVAL;
+        if (!s->state_stmt[t][op]) {
+                snprintf(sql, sizeof(sql), fmt[op], table_names[t]);
+                rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->state_stmt[t][op], NULL);
+                if (rc != SQLITE_OK)
+                        return errno_from_sqlite(s->db, rc);
+        }
+        *ret = s->state_stmt[t][op];
+        return 0;
+}
+
+static bool state_key_ok(const char *key) {
+        return key && *key && strnlen(key, STORE_STATE_KEY_MAX + 1) <= STORE_STATE_KEY_MAX;
+}
+
+int store_state_put(struct store *s, enum store_table t, const char *key, const char *value,
+                    uint64_t now_real_us) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        if (!s || !state_key_ok(key) || !value || strnlen(value, STORE_STATE_VALUE_MAX + 1) > STORE_STATE_VALUE_MAX)
+                return -EINVAL;
+        if (s->readonly)
+                return -EROFS;
+        if (now_real_us > INT64_MAX)
+                return -ERANGE;
+        r = state_stmt(s, t, STATE_PUT, &st);
+        if (r < 0)
+                return r;
+        if (sqlite3_get_autocommit(s->db)) {
+                r = run_stmt(s, STMT_BEGIN);
+                if (r < 0)
+                        return r;
+        }
+        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 3, (sqlite3_int64) now_real_us);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(s->db, rc);
+}
+
+int store_state_delete(struct store *s, enum store_table t, const char *key) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        if (!s || !state_key_ok(key))
+                return -EINVAL;
+        if (s->readonly)
+                return -EROFS;
+        r = state_stmt(s, t, STATE_DELETE, &st);
+        if (r < 0)
+                return r;
+        if (sqlite3_get_autocommit(s->db)) {
+                r = run_stmt(s, STMT_BEGIN);
+                if (r < 0)
+                        return r;
+        }
+        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(s->db, rc);
+}
+
+int store_state_get(struct store *s, enum store_table t, const char *key, char **ret_value,
+                    uint64_t *ret_updated_us) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        if (!s || !state_key_ok(key) || !ret_value)
+                return -EINVAL;
+        r = state_stmt(s, t, STATE_GET, &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *v = (const char *) sqlite3_column_text(st, 0);
+                sqlite3_int64 u = sqlite3_column_int64(st, 1);
+                char *copy = strdup(v ? v : "");
+
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+                if (!copy)
+                        return -ENOMEM;
+                *ret_value = copy;
+                if (ret_updated_us)
+                        *ret_updated_us = u > 0 ? (uint64_t) u : 0;
+                return 0;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(s->db, rc);
+}
+
+int store_state_foreach(struct store *s, enum store_table t, store_state_cb cb, void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        if (!s || !cb)
+                return -EINVAL;
+        r = state_stmt(s, t, STATE_LIST, &st);
+        if (r < 0)
+                return r;
+        /* A callback that lists the same table again would clobber this statement. */
+        if (sqlite3_stmt_busy(st))
+                return -EBUSY;
+        r = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *k = (const char *) sqlite3_column_text(st, 0);
+                const char *v = (const char *) sqlite3_column_text(st, 1);
+                sqlite3_int64 u = sqlite3_column_int64(st, 2);
+
+                r = cb(k ? k : "", v ? v : "", u > 0 ? (uint64_t) u : 0, userdata);
+                if (r != 0)
+                        break;
+        }
+        if (r == 0 && rc != SQLITE_DONE)
+                r = errno_from_sqlite(s->db, rc);
+        sqlite3_reset(st);
         return r;
 }

@@ -14,7 +14,7 @@
 #include "core/event.h"
 
 /* The schema version this build writes; older files are migrated forward. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_DB_NAME "state.db"
 /* Longest text field stored; longer ones are cut at a UTF-8 character boundary. */
 #define STORE_FIELD_MAX 4096
@@ -130,5 +130,43 @@ int store_pragma_int(struct store *s, const char *pragma, int64_t *ret);
  * as that version of agentd would have, so migrations can be exercised.
  */
 int store_create_at_version(const char *path, int version);
+
+/*
+ * State tables: state that must survive an agent restart, one table per
+ * concern (DESIGN: breakers, ratelimits, backoff, election, members, the last
+ * balancer table; `agent` holds the agent's own counters such as its
+ * incarnation and boot epoch). Each row is a key and a value (JSON text by
+ * convention, owned by the module that writes it) with the time it was
+ * written. Writes join the current batch transaction like events do; a caller
+ * that needs the row on disk before acting calls store_commit() itself.
+ */
+enum store_table {
+        STORE_TABLE_BREAKERS,
+        STORE_TABLE_RATELIMITS,
+        STORE_TABLE_BACKOFF,
+        STORE_TABLE_MEMBERS,
+        STORE_TABLE_ELECTION,
+        STORE_TABLE_BALANCER,
+        STORE_TABLE_AGENT,
+        _STORE_TABLE_MAX,
+};
+
+#define STORE_STATE_KEY_MAX 512
+#define STORE_STATE_VALUE_MAX (1024 * 1024)
+
+const char *store_table_to_string(enum store_table t);
+
+/* Inserts or replaces KEY. -EINVAL for an empty or oversized key or value. */
+int store_state_put(struct store *s, enum store_table t, const char *key, const char *value,
+                    uint64_t now_real_us);
+/* Removes KEY; removing a missing key is not an error. */
+int store_state_delete(struct store *s, enum store_table t, const char *key);
+/* Reads KEY into a malloc'd *ret_value; -ENOENT when absent. */
+int store_state_get(struct store *s, enum store_table t, const char *key, char **ret_value,
+                    uint64_t *ret_updated_us);
+
+typedef int (*store_state_cb)(const char *key, const char *value, uint64_t updated_us, void *userdata);
+/* Calls cb for every row, in key order; a nonzero return stops and is returned. */
+int store_state_foreach(struct store *s, enum store_table t, store_state_cb cb, void *userdata);
 
 #endif

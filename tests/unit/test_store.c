@@ -1393,6 +1393,115 @@ static CU_TestInfo readonly_tests[] = {
         CU_TEST_INFO_NULL,
 };
 
+/* ---- state tables ---- */
+
+struct state_rows {
+        int n;
+        char keys[8][32];
+        char values[8][64];
+        uint64_t updated[8];
+};
+
+static int state_collect_cb(const char *key, const char *value, uint64_t updated_us, void *userdata) {
+        struct state_rows *rows = userdata;
+
+        if (rows->n >= 8)
+                return -E2BIG;
+        snprintf(rows->keys[rows->n], sizeof(rows->keys[0]), "%s", key);
+        snprintf(rows->values[rows->n], sizeof(rows->values[0]), "%s", value);
+        rows->updated[rows->n] = updated_us;
+        rows->n++;
+        return 0;
+}
+
+static void test_state_put_get_delete(void) {
+        char *tmp = unit_tmpdir();
+        struct store *s = open_ok(tmp, STORE_SYNC_NORMAL, NULL);
+        char *v = NULL;
+        uint64_t upd = 0;
+
+        for (int t = 0; t < _STORE_TABLE_MAX; t++) {
+                CU_ASSERT_EQUAL(store_state_put(s, (enum store_table) t, "web@8080.service", "{\"a\":1}", 1000 + (uint64_t) t), 0);
+                CU_ASSERT_EQUAL(store_state_get(s, (enum store_table) t, "web@8080.service", &v, &upd), 0);
+                CU_ASSERT_STRING_EQUAL(v, "{\"a\":1}");
+                CU_ASSERT_EQUAL(upd, 1000 + (uint64_t) t);
+                free(v);
+                v = NULL;
+        }
+        /* Replace, then delete; tables are independent of each other. */
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_BREAKERS, "web@8080.service", "{\"a\":2}", 2000), 0);
+        CU_ASSERT_EQUAL(store_state_get(s, STORE_TABLE_BREAKERS, "web@8080.service", &v, NULL), 0);
+        CU_ASSERT_STRING_EQUAL(v, "{\"a\":2}");
+        free(v);
+        v = NULL;
+        CU_ASSERT_EQUAL(store_state_delete(s, STORE_TABLE_BREAKERS, "web@8080.service"), 0);
+        CU_ASSERT_EQUAL(store_state_get(s, STORE_TABLE_BREAKERS, "web@8080.service", &v, NULL), -ENOENT);
+        CU_ASSERT_PTR_NULL(v);
+        CU_ASSERT_EQUAL(store_state_delete(s, STORE_TABLE_BREAKERS, "web@8080.service"), 0);
+        CU_ASSERT_EQUAL(store_state_get(s, STORE_TABLE_BACKOFF, "web@8080.service", &v, NULL), 0);
+        free(v);
+
+        /* Survives close and reopen (the batch is committed on free). */
+        store_free(s);
+        s = open_ok(tmp, STORE_SYNC_NORMAL, NULL);
+        v = NULL;
+        CU_ASSERT_EQUAL(store_state_get(s, STORE_TABLE_MEMBERS, "web@8080.service", &v, &upd), 0);
+        CU_ASSERT_STRING_EQUAL(v, "{\"a\":1}");
+        CU_ASSERT_EQUAL(upd, 1000 + STORE_TABLE_MEMBERS);
+        free(v);
+        store_free(s);
+        rm_rf(tmp);
+}
+
+static void test_state_foreach_and_limits(void) {
+        char *tmp = unit_tmpdir();
+        struct store *s = open_ok(tmp, STORE_SYNC_NORMAL, NULL);
+        struct state_rows rows = { 0 };
+        char *big, *v = NULL, key[STORE_STATE_KEY_MAX + 2];
+
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "n3", "c", 3), 0);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "n1", "a", 1), 0);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "n2", "b", 2), 0);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_AGENT, "incarnation", "7", 9), 0);
+        CU_ASSERT_EQUAL(store_state_foreach(s, STORE_TABLE_MEMBERS, state_collect_cb, &rows), 0);
+        CU_ASSERT_EQUAL_FATAL(rows.n, 3);
+        CU_ASSERT_STRING_EQUAL(rows.keys[0], "n1");
+        CU_ASSERT_STRING_EQUAL(rows.keys[2], "n3");
+        CU_ASSERT_STRING_EQUAL(rows.values[1], "b");
+        CU_ASSERT_EQUAL(rows.updated[2], 3);
+
+        /* Bad input is refused and changes nothing. */
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "", "x", 1), -EINVAL);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, NULL, "x", 1), -EINVAL);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "k", NULL, 1), -EINVAL);
+        CU_ASSERT_EQUAL(store_state_put(s, _STORE_TABLE_MAX, "k", "x", 1), -EINVAL);
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "k", "x", (uint64_t) INT64_MAX + 1), -ERANGE);
+        memset(key, 'k', sizeof(key) - 1);
+        key[sizeof(key) - 1] = '\0';
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, key, "x", 1), -EINVAL);
+        big = malloc(STORE_STATE_VALUE_MAX + 2);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+        memset(big, 'v', STORE_STATE_VALUE_MAX + 1);
+        big[STORE_STATE_VALUE_MAX + 1] = '\0';
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "big", big, 1), -EINVAL);
+        big[STORE_STATE_VALUE_MAX] = '\0';
+        CU_ASSERT_EQUAL(store_state_put(s, STORE_TABLE_MEMBERS, "big", big, 1), 0);
+        CU_ASSERT_EQUAL(store_state_get(s, STORE_TABLE_MEMBERS, "big", &v, NULL), 0);
+        CU_ASSERT_EQUAL(strlen(v), STORE_STATE_VALUE_MAX);
+        free(v);
+        free(big);
+        CU_ASSERT_STRING_EQUAL(store_table_to_string(STORE_TABLE_BALANCER), "balancer");
+        CU_ASSERT_STRING_EQUAL(store_table_to_string(_STORE_TABLE_MAX), "invalid");
+        store_free(s);
+        rm_rf(tmp);
+}
+
+static CU_TestInfo state_tests[] = {
+        { "put, get, delete in every table", test_state_put_get_delete },
+        { "foreach order and input limits", test_state_foreach_and_limits },
+        CU_TEST_INFO_NULL,
+};
+
 int main(void) {
         CU_SuiteInfo suites[] = {
                 { "store open", NULL, NULL, NULL, NULL, open_tests },
@@ -1401,6 +1510,7 @@ int main(void) {
                 { "store recovery", NULL, NULL, NULL, NULL, recovery_tests },
                 { "store queries", NULL, NULL, NULL, NULL, query_tests },
                 { "store read-only", NULL, NULL, NULL, NULL, readonly_tests },
+                { "store state tables", NULL, NULL, NULL, NULL, state_tests },
                 CU_SUITE_INFO_NULL,
         };
 
