@@ -84,6 +84,11 @@ int agentctl_status(struct agentctl *ctl, int argc, char **argv);
 int agentctl_version(struct agentctl *ctl, int argc, char **argv);
 int agentctl_events(struct agentctl *ctl, int argc, char **argv);
 int agentctl_reload(struct agentctl *ctl, int argc, char **argv);
+int agentctl_members(struct agentctl *ctl, int argc, char **argv);
+int agentctl_force_leave(struct agentctl *ctl, int argc, char **argv);
+int agentctl_services(struct agentctl *ctl, int argc, char **argv);
+int agentctl_breakers(struct agentctl *ctl, int argc, char **argv);
+int agentctl_restart(struct agentctl *ctl, int argc, char **argv);
 
 /* output.c: aligned tables and key-value blocks that never truncate. */
 struct output_table;

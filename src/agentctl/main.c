@@ -25,6 +25,16 @@ static const struct agentctl_verb verbs[] = {
         { "events",  agentctl_events,
           "[--since DURATION] [--kind KIND] [--limit N] [--follow] [--db PATH]",
           "list recorded events, oldest first" },
+        { "services", agentctl_services, "",
+          "show the supervised service instances: health, breaker, restarts, last check" },
+        { "breakers", agentctl_breakers, "",
+          "show the circuit breaker of each service instance" },
+        { "restart", agentctl_restart, "[--no-wait] UNIT",
+          "restart a supervised unit through systemd (root or admin group)" },
+        { "members", agentctl_members, "",
+          "show the cluster's members: address, state, incarnation, last change, RTT" },
+        { "force-leave", agentctl_force_leave, "NODE",
+          "mark a member that will not come back as left (root or admin group)" },
         { "reload",  agentctl_reload,  "",
           "reload the configuration file (root or admin group)" },
         { "version", agentctl_version, "",
@@ -85,6 +95,11 @@ int agentctl_verb_help(const struct agentctl *ctl) {
                        "  --limit N         the newest N matches, 1..10000 (default 100)\n"
                        "  --follow          keep printing new events until interrupted\n"
                        "  --db PATH         read the state database PATH instead of asking agentd\n");
+        } else if (strcmp(v->name, "restart") == 0) {
+                printf("\n"
+                       "  UNIT        a unit (or service name) from agentd.conf's services list\n"
+                       "  --no-wait   return once the restart is requested, without waiting for\n"
+                       "              systemd's job to finish (at most 2m) and its outcome\n");
         }
         return AGENTCTL_EXIT_OK;
 }
@@ -274,8 +289,8 @@ static void long_usage(void) {
                "\n"
                "Verbs:\n", AGENTCTL_DEFAULT_SOCKET);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                printf("  %-8s %s%s%s\n", verbs[i].name, verbs[i].summary,
-                       *verbs[i].usage ? "\n           " : "", verbs[i].usage);
+                printf("  %-11s %s%s%s\n", verbs[i].name, verbs[i].summary,
+                       *verbs[i].usage ? "\n              " : "", verbs[i].usage);
         printf("\n"
                "Exit status: 0 ok, 1 error, 2 usage, 3 reachable but degraded (status).\n"
                "See agentctl(8).\n");

@@ -105,6 +105,38 @@ static int add_control(struct output_table *t, const json_t *data) {
         return output_kv(t, "control", "%s", line);
 }
 
+/* "4 alive, 1 dead (12 packets rejected)": the cluster at a glance. */
+static int add_members(struct output_table *t, const json_t *data) {
+        static const char *const states[] = { "alive", "suspect", "dead", "left" };
+        const json_t *members = json_object_get(data, "members");
+        const json_t *gossip = json_object_get(data, "gossip");
+        const json_t *rejected = json_object_get(gossip, "rejected");
+        _cleanup_free_ char *line = NULL;
+        size_t len = 0;
+        bool first = true;
+        FILE *f;
+
+        if (!json_is_object(members))
+                return 0;
+        f = open_memstream(&line, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(states); i++) {
+                const json_t *v = json_object_get(members, states[i]);
+
+                /* Alive always shows; the others only when there are some. */
+                if (!json_is_integer(v) || (i > 0 && json_integer_value(v) == 0))
+                        continue;
+                fprintf(f, "%s%" JSON_INTEGER_FORMAT " %s", first ? "" : ", ", json_integer_value(v), states[i]);
+                first = false;
+        }
+        if (json_is_integer(rejected) && json_integer_value(rejected) > 0)
+                fprintf(f, " (%" JSON_INTEGER_FORMAT " packets rejected)", json_integer_value(rejected));
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return output_kv(t, "members", "%s", line);
+}
+
 static int print_status(const json_t *data) {
         _cleanup_table_ struct output_table *t = NULL;
         const json_t *leader = json_object_get(data, "leader");
@@ -129,7 +161,8 @@ static int print_status(const json_t *data) {
             (r = output_kv(t, "role", "%s", str_field(data, "role"))) < 0 ||
             (r = output_kv(t, "services", "%s", int_field(data, "services", b1, sizeof(b1)))) < 0 ||
             (r = output_kv(t, "events stored", "%s", int_field(data, "events_stored", b2, sizeof(b2)))) < 0 ||
-            (r = add_control(t, data)) < 0)
+            (r = add_control(t, data)) < 0 ||
+            (r = add_members(t, data)) < 0)
                 return r;
         if (json_is_true(plaintext) &&
             (r = output_kv(t, "warning", "cluster traffic is not encrypted (no cluster.keyring)")) < 0)

@@ -16,6 +16,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "agentd/agent.h"
+#include "agentd/supervisor.h"
+#include "agentd/gossip.h"
 #include "common/ctlproto.h"
 #include "core/event.h"
 #include "io/ctl.h"
@@ -44,6 +46,8 @@ struct agent {
 
         struct ctl *ctl;
         /* hook: module pointers (supervisor, gossip) */
+        struct supervisor *supervisor;
+        struct gossip *gossip;
 
         ev_signal sigterm;
         ev_signal sigint;
@@ -274,11 +278,19 @@ static int agent_reload(struct agent *a, char **ret_error) {
          * `error` set and r < 0, then goto refuse) but only before it changed
          * anything; once every module accepted, the new config is applied.
          */
+        if (a->gossip) {
+                r = gossip_reload_prepare(a->gossip, next, &error);
+                if (r < 0)
+                        goto refuse;
+        }
 
         config_free(a->config);
         a->config = next;
+        if (a->gossip)
+                gossip_reload_commit(a->gossip);
         agent_apply_logging(a->config);
         ctl_set_admin_gid(a->ctl, admin_gid);
+        supervisor_reload(a->supervisor);
         agent_emit(a, EVENT_CONFIG_RELOADED, a->config_path, "%zu services", a->config->n_services);
         sd_notify(0, "READY=1\nSTATUS=Serving");
         return 0;
@@ -311,9 +323,16 @@ typedef json_t *(*agent_verb_fn)(struct agent *a, const struct ctl_caller *calle
 
 static json_t *verb_status_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
         (void) caller;
+        json_t *st;
+
         if (json_object_size(args))
                 return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "status takes no arguments");
-        return ctlproto_ok(verb_status(a));
+        st = verb_status(a);
+        if (st && a->gossip && gossip_status(a->gossip, st) < 0) {
+                json_decref(st);
+                return NULL;
+        }
+        return ctlproto_ok(st);
 }
 
 static json_t *verb_events_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
@@ -335,6 +354,30 @@ static json_t *verb_version_fn(struct agent *a, const struct ctl_caller *caller,
         return ctlproto_ok(json_pack("{s:s, s:s}", "name", PACKAGE_NAME, "version", PACKAGE_VERSION));
 }
 
+static json_t *verb_members_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return gossip_verb_members(a->gossip, args);
+}
+
+static json_t *verb_force_leave_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return gossip_verb_force_leave(a->gossip, args);
+}
+
+static json_t *verb_services_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return supervisor_verb_services(a->supervisor, args);
+}
+
+static json_t *verb_breakers_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return supervisor_verb_breakers(a->supervisor, args);
+}
+
+static json_t *verb_restart_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        return supervisor_verb_restart(a->supervisor, caller, args);
+}
+
 static const struct {
         const char *name;
         agent_verb_fn fn;
@@ -344,6 +387,11 @@ static const struct {
         { "reload", verb_reload_fn },
         { "version", verb_version_fn },
         /* hook: module verbs */
+        { "services", verb_services_fn },
+        { "breakers", verb_breakers_fn },
+        { "restart", verb_restart_fn },
+        { "members", verb_members_fn },
+        { "force-leave", verb_force_leave_fn },
 };
 
 static json_t *agent_ctl_handler(const struct ctl_caller *caller, const struct ctl_verb *verb,
@@ -376,6 +424,9 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents) {
         sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
         agent_emit(a, EVENT_AGENT_STOPPING, PACKAGE_NAME " " PACKAGE_VERSION, "signal %s", strsignal(w->signum));
         /* hook: module stop (a module that must say goodbye, such as gossip's leave, breaks the loop when done) */
+        /* Keep this last: gossip breaks the loop itself once its goodbye is out. */
+        if (a->gossip && gossip_leave(a->gossip) > 0)
+                return;
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -571,6 +622,13 @@ int agent_new(const char *config_path, struct agentd_config *config, struct agen
         }
 
         /* hook: module start */
+        /* A recovered database lost the restart history: the supervisor starts fail-safe. */
+        r = supervisor_new(a, a->store_info.recovered, &a->supervisor);
+        if (r < 0)
+                goto fail;
+        r = gossip_new(a, &a->gossip);
+        if (r < 0)
+                goto fail;
 
         ev_signal_init(&a->sigterm, on_stop_signal, SIGTERM);
         ev_signal_init(&a->sigint, on_stop_signal, SIGINT);
@@ -628,6 +686,8 @@ void agent_free(struct agent *a) {
                 ev_timer_stop(a->loop, &a->watchdog);
         }
         /* hook: module free (before the store and the loop go) */
+        supervisor_free(a->supervisor);
+        gossip_free(a->gossip);
         ctl_free(a->ctl);
         store_free(a->store);
         if (a->lock_fd >= 0)

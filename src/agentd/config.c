@@ -82,6 +82,20 @@
 #define EVENTS_ROWS_MIN         1
 #define EVENTS_ROWS_MAX         1000000000
 #define EVENTS_ROWS_DEFAULT     1000000
+/* gossip { }: wide enough for any sane cluster, narrow enough to catch a unit typo. */
+#define GOSSIP_PERIOD_MIN       (10 * USEC_PER_MSEC)
+#define GOSSIP_PERIOD_MAX       USEC_PER_MIN
+#define GOSSIP_TIMEOUT_MIN      USEC_PER_MSEC
+#define GOSSIP_SYNC_MIN         USEC_PER_SEC
+#define GOSSIP_REPROBE_MIN      (100 * USEC_PER_MSEC)
+#define GOSSIP_SYNC_MAX         USEC_PER_DAY
+#define GOSSIP_INDIRECT_MAX     16
+#define GOSSIP_MULT_MAX         100
+#define GOSSIP_NODES_MAX        16
+#define GOSSIP_RETRANSMIT_MAX   16
+/* An MTU below 512 bytes leaves no room for a ping-req once the envelope is on. */
+#define GOSSIP_MTU_MIN          512
+#define GOSSIP_MTU_MAX          65000
 
 /* Longest dotted key name we build: "services[1023].restart.backoff_max". */
 #define WHERE_MAX 96
@@ -178,10 +192,15 @@ const char *config_check_type_to_string(enum config_check_type t) {
 /* ---- the keys each group accepts ------------------------------------------ */
 
 static const char *const root_keys[] = {
-        "node", "cluster", "control", "store", "systemd", "log", "services", NULL,
+        "node", "cluster", "gossip", "control", "store", "systemd", "log", "services", NULL,
 };
 static const char *const node_keys[] = { "name", "bind", "state_dir", "voter", "role", NULL };
 static const char *const cluster_keys[] = { "name", "join", "keyring", "profile", NULL };
+static const char *const gossip_keys[] = {
+        "probe_interval", "probe_timeout", "indirect_checks", "suspicion_mult",
+        "suspicion_max_timeout_mult", "retransmit_mult", "gossip_interval", "gossip_nodes",
+        "pushpull_interval", "dead_reprobe_interval", "mtu", NULL,
+};
 static const char *const control_keys[] = { "socket", "group", "admin_group", NULL };
 static const char *const store_keys[] = { "synchronous", "events_max_age", "events_max_rows", NULL };
 static const char *const systemd_keys[] = { "bus", NULL };
@@ -997,6 +1016,55 @@ static int parse_cluster(struct parser *p, const config_setting_t *root, struct 
         return 0;
 }
 
+/*
+ * Only ranges are checked here; whether the timings fit together (a probe
+ * timeout shorter than the probe interval, even when only one of them is
+ * overridden) is decided against the profile by the gossip module at start
+ * and on reload, which names the key in its refusal.
+ */
+static int parse_gossip(struct parser *p, const config_setting_t *root, struct agentd_config *c) {
+        struct config_gossip *gs = &c->gossip;
+        const config_setting_t *g = NULL;
+        long long mtu = CONFIG_GOSSIP_MTU_DEFAULT;
+        int r;
+
+        *gs = (struct config_gossip) {
+                .indirect_checks = CONFIG_GOSSIP_UNSET,
+                .suspicion_mult = CONFIG_GOSSIP_UNSET,
+                .suspicion_max_timeout_mult = CONFIG_GOSSIP_UNSET,
+                .retransmit_mult = CONFIG_GOSSIP_UNSET,
+                .gossip_nodes = CONFIG_GOSSIP_UNSET,
+                .mtu = CONFIG_GOSSIP_MTU_DEFAULT,
+        };
+        r = get_group(p, root, NULL, "gossip", false, gossip_keys, &g);
+        if (r <= 0)
+                return r;
+        if (get_duration(p, g, "gossip", "probe_interval", GOSSIP_PERIOD_MIN, GOSSIP_PERIOD_MAX,
+                         &gs->probe_interval_us) < 0 ||
+            get_duration(p, g, "gossip", "probe_timeout", GOSSIP_TIMEOUT_MIN, GOSSIP_PERIOD_MAX,
+                         &gs->probe_timeout_us) < 0 ||
+            get_int32(p, g, "gossip", "indirect_checks", 0, GOSSIP_INDIRECT_MAX, &gs->indirect_checks) < 0 ||
+            get_int32(p, g, "gossip", "suspicion_mult", 1, GOSSIP_MULT_MAX, &gs->suspicion_mult) < 0 ||
+            get_int32(p, g, "gossip", "suspicion_max_timeout_mult", 1, GOSSIP_MULT_MAX,
+                      &gs->suspicion_max_timeout_mult) < 0 ||
+            get_int32(p, g, "gossip", "retransmit_mult", 1, GOSSIP_RETRANSMIT_MAX, &gs->retransmit_mult) < 0 ||
+            get_duration(p, g, "gossip", "gossip_interval", GOSSIP_PERIOD_MIN, GOSSIP_PERIOD_MAX,
+                         &gs->gossip_interval_us) < 0 ||
+            get_int32(p, g, "gossip", "gossip_nodes", 0, GOSSIP_NODES_MAX, &gs->gossip_nodes) < 0 ||
+            get_duration(p, g, "gossip", "pushpull_interval", GOSSIP_SYNC_MIN, GOSSIP_SYNC_MAX,
+                         &gs->pushpull_interval_us) < 0 ||
+            get_duration(p, g, "gossip", "dead_reprobe_interval", GOSSIP_REPROBE_MIN, GOSSIP_SYNC_MAX,
+                         &gs->dead_reprobe_interval_us) < 0 ||
+            get_int(p, g, "gossip", "mtu", GOSSIP_MTU_MIN, GOSSIP_MTU_MAX, &mtu) < 0)
+                return -EINVAL;
+        gs->mtu = (int) mtu;
+        if (gs->probe_interval_us && gs->probe_timeout_us && gs->probe_timeout_us >= gs->probe_interval_us)
+                return fail(p, line_of(config_setting_get_member(g, "probe_timeout")),
+                            "gossip.probe_timeout: %s must be shorter than gossip.probe_interval (%s)",
+                            DUR(gs->probe_timeout_us), DUR(gs->probe_interval_us));
+        return 0;
+}
+
 static int parse_group_name(struct parser *p, const config_setting_t *g, const char *key, char **ret) {
         const char *v;
         int r;
@@ -1406,6 +1474,8 @@ static int load_text(const char *text, const char *file, struct agentd_config **
                 r = parse_node(p, config_root_setting(&cf), c);
         if (r >= 0)
                 r = parse_cluster(p, config_root_setting(&cf), c);
+        if (r >= 0)
+                r = parse_gossip(p, config_root_setting(&cf), c);
         if (r >= 0)
                 r = parse_control(p, config_root_setting(&cf), c);
         if (r >= 0)

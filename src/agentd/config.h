@@ -81,6 +81,27 @@ struct config_service {
         int line; /* where the service was defined, for later messages */
 };
 
+/*
+ * gossip { }: overrides of the timings cluster.profile sets (the profiles
+ * themselves live in core/membership.c). A duration of 0 and an integer of
+ * -1 mean "not set: the profile's value".
+ */
+#define CONFIG_GOSSIP_UNSET (-1)
+#define CONFIG_GOSSIP_MTU_DEFAULT 1400
+struct config_gossip {
+        uint64_t probe_interval_us;
+        uint64_t probe_timeout_us;
+        int indirect_checks;
+        int suspicion_mult;
+        int suspicion_max_timeout_mult;
+        int retransmit_mult;
+        uint64_t gossip_interval_us;
+        int gossip_nodes;
+        uint64_t pushpull_interval_us;
+        uint64_t dead_reprobe_interval_us;
+        int mtu;                /* bytes of one UDP packet, envelope included; always set */
+};
+
 struct agentd_config {
         char *path;
 
@@ -99,6 +120,7 @@ struct agentd_config {
         size_t n_join;
         char *keyring;          /* NULL: plaintext */
         enum config_profile profile;
+        struct config_gossip gossip;
 
         /* control */
         char *control_socket;

@@ -20,6 +20,11 @@
 static const struct ctl_verb verbs[] = {
         { "status",  false, "show the agent's state, identity and counters" },
         { "events",  false, "list stored events, oldest first" },
+        { "services", false, "list the supervised service instances and their health" },
+        { "breakers", false, "list the circuit breaker of each service instance" },
+        { "restart", true,  "restart a supervised unit through systemd" },
+        { "members", false, "list the cluster's members as gossip sees them" },
+        { "force-leave", true, "mark a member that will not come back as left" },
         { "reload",  true,  "reload the configuration file" },
         { "version", false, "show the daemon's name and version" },
 };

@@ -56,6 +56,21 @@ integ_tmpdir() {
         trap 'exit 130' INT TERM
 }
 
+# integ_free_port [SALT]: prints a port that no UDP or TCP socket holds now,
+# starting from one derived from our pid and SALT (a node name), so tests
+# running in parallel (make -j check) do not fight over the gossip port.
+integ_free_port() {
+        p=$(( 20000 + ($$ * 7 + $(printf '%s' "${1:-}" | cksum | cut -d' ' -f1)) % 30000 ))
+        for _ in $(seq 100); do
+                if ! cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+                        awk '{print $2}' | grep -qi "$(printf ':%04X$' "$p")"; then
+                        break
+                fi
+                p=$(( p + 1 ))
+        done
+        echo "$p"
+}
+
 # integ_write_config NAME [EXTRA]: writes $T/NAME.conf for a node NAME whose
 # state and control socket live under $T/NAME, logging to stderr. EXTRA is
 # appended verbatim (libconfig text, e.g. a services list). Prints the path.
@@ -65,7 +80,7 @@ integ_write_config() {
         mkdir -p "$T/$name"
         chmod 755 "$T/$name"
         cat > "$T/$name.conf" <<CONF
-node = { name = "$name"; bind = "127.0.0.1:7946"; state_dir = "$T/$name/state"; };
+node = { name = "$name"; bind = "127.0.0.1:$(integ_free_port "$name")"; state_dir = "$T/$name/state"; };
 cluster = { name = "test"; };
 control = { socket = "$T/$name/ctl.sock"; };
 log = { target = "stderr"; level = "debug"; };

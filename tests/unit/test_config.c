@@ -939,6 +939,101 @@ static void test_diff(void) {
         config_free(base);
 }
 
+/* gossip { }: overrides read back exactly, unset ones stay unset, and each range is enforced. */
+static void test_gossip(void) {
+        static const struct bad_case bad[] = {
+                { BASE "gossip = {\n probe_interval = \"5ms\"; };\n",
+                  "t.conf:4: gossip.probe_interval: \"5ms\" is out of range (10ms..1m)" },
+                { BASE "gossip = { probe_timeout = \"0s\"; };\n",
+                  "t.conf:3: gossip.probe_timeout: \"0s\" is out of range (1ms..1m)" },
+                { BASE "gossip = { indirect_checks = 17; };\n",
+                  "t.conf:3: gossip.indirect_checks: 17 is out of range (0..16)" },
+                { BASE "gossip = { suspicion_mult = 0; };\n",
+                  "t.conf:3: gossip.suspicion_mult: 0 is out of range (1..100)" },
+                { BASE "gossip = { retransmit_mult = \"4\"; };\n",
+                  "t.conf:3: gossip.retransmit_mult: expected an integer" },
+                { BASE "gossip = { gossip_nodes = 17; };\n",
+                  "t.conf:3: gossip.gossip_nodes: 17 is out of range (0..16)" },
+                { BASE "gossip = { retransmit_mult = 17; };\n",
+                  "t.conf:3: gossip.retransmit_mult: 17 is out of range (1..16)" },
+                { BASE "gossip = { pushpull_interval = \"500ms\"; };\n",
+                  "t.conf:3: gossip.pushpull_interval: \"500ms\" is out of range (1s..1d)" },
+                { BASE "gossip = { dead_reprobe_interval = \"2d\"; };\n",
+                  "t.conf:3: gossip.dead_reprobe_interval: \"2d\" is out of range (100ms..1d)" },
+                { BASE "gossip = { mtu = 511; };\n",
+                  "t.conf:3: gossip.mtu: 511 is out of range (512..65000)" },
+                { BASE "gossip = { mtu = 65001; };\n",
+                  "t.conf:3: gossip.mtu: 65001 is out of range (512..65000)" },
+                { BASE "gossip = { probe_interval = \"200ms\";\n probe_timeout = \"200ms\"; };\n",
+                  "t.conf:4: gossip.probe_timeout: 200ms must be shorter than gossip.probe_interval (200ms)" },
+                { BASE "gossip = { probe_intreval = \"1s\"; };\n",
+                  "t.conf:3: unknown key \"probe_intreval\" in gossip (did you mean \"probe_interval\"?)" },
+                { BASE "gossip = 5;\n",
+                  "t.conf:3: gossip: expected a group { ... }" },
+        };
+        struct agentd_config *c;
+        const struct config_gossip *g;
+
+        c = load_ok(BASE);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        g = &c->gossip;
+        CU_ASSERT_EQUAL(g->probe_interval_us, 0);
+        CU_ASSERT_EQUAL(g->probe_timeout_us, 0);
+        CU_ASSERT_EQUAL(g->indirect_checks, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(g->suspicion_mult, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(g->suspicion_max_timeout_mult, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(g->retransmit_mult, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(g->gossip_interval_us, 0);
+        CU_ASSERT_EQUAL(g->gossip_nodes, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(g->pushpull_interval_us, 0);
+        CU_ASSERT_EQUAL(g->dead_reprobe_interval_us, 0);
+        CU_ASSERT_EQUAL(g->mtu, 1400);
+        config_free(c);
+
+        c = load_ok(BASE "gossip = { probe_interval = \"1s\"; probe_timeout = \"300ms\"; indirect_checks = 0;\n"
+                    " suspicion_mult = 5; suspicion_max_timeout_mult = 7; retransmit_mult = 3;\n"
+                    " gossip_interval = \"50ms\"; gossip_nodes = 0; pushpull_interval = \"1m\";\n"
+                    " dead_reprobe_interval = \"10s\"; mtu = 9000; };\n");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        g = &c->gossip;
+        CU_ASSERT_EQUAL(g->probe_interval_us, USEC_PER_SEC);
+        CU_ASSERT_EQUAL(g->probe_timeout_us, 300 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(g->indirect_checks, 0);
+        CU_ASSERT_EQUAL(g->suspicion_mult, 5);
+        CU_ASSERT_EQUAL(g->suspicion_max_timeout_mult, 7);
+        CU_ASSERT_EQUAL(g->retransmit_mult, 3);
+        CU_ASSERT_EQUAL(g->gossip_interval_us, 50 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(g->gossip_nodes, 0);
+        CU_ASSERT_EQUAL(g->pushpull_interval_us, USEC_PER_MIN);
+        CU_ASSERT_EQUAL(g->dead_reprobe_interval_us, 10 * USEC_PER_SEC);
+        CU_ASSERT_EQUAL(g->mtu, 9000);
+        config_free(c);
+
+        /* An empty group is no override at all. */
+        c = load_ok(BASE "gossip = { };\n");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->gossip.indirect_checks, CONFIG_GOSSIP_UNSET);
+        CU_ASSERT_EQUAL(c->gossip.mtu, 1400);
+        config_free(c);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char *error = NULL;
+                int r;
+
+                c = NULL;
+                r = config_load_string(bad[i].text, "t.conf", &c, &error);
+                if (r >= 0 || !error || strcmp(error, bad[i].error) != 0)
+                        fprintf(stderr, "\n  gossip case %zu:\n    want: %s\n    got:  %s (r=%d)\n", i, bad[i].error,
+                                error ? error : "(null)", r);
+                CU_ASSERT_EQUAL(r, -EINVAL);
+                CU_ASSERT_PTR_NULL(c);
+                CU_ASSERT_PTR_NOT_NULL(error);
+                if (error)
+                        CU_ASSERT_STRING_EQUAL(error, bad[i].error);
+                free(error);
+        }
+}
+
 static void test_to_string(void) {
         CU_ASSERT_STRING_EQUAL(config_role_to_string(CONFIG_ROLE_MEMBER), "member");
         CU_ASSERT_STRING_EQUAL(config_role_to_string(CONFIG_ROLE_WITNESS), "witness");
@@ -988,6 +1083,7 @@ int main(void) {
                 { "files", test_files },
                 { "example", test_example },
                 { "diff", test_diff },
+                { "gossip", test_gossip },
                 { "to_string", test_to_string },
                 CU_TEST_INFO_NULL,
         };

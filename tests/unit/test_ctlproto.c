@@ -111,8 +111,8 @@ static const struct parse_case parse_cases[] = {
         /* unknown_verb */
         { "unknown verb", "{\"verb\":\"nope\"}", 0, -ENOENT, CTL_ERR_UNKNOWN_VERB, NULL, NULL,
           "unknown verb \"nope\"" },
-        { "unknown verb dash", "{\"verb\":\"force-leave\",\"args\":{\"node\":\"n2\"}}", 0, -ENOENT,
-          CTL_ERR_UNKNOWN_VERB, NULL, NULL, "force-leave" },
+        { "unknown verb dash", "{\"verb\":\"no-such-verb\",\"args\":{\"node\":\"n2\"}}", 0, -ENOENT,
+          CTL_ERR_UNKNOWN_VERB, NULL, NULL, "no-such-verb" },
         { "unknown verb 32 chars", "{\"verb\":\"abcdefghijklmnopqrstuvwxyzabcdef\"}", 0, -ENOENT,
           CTL_ERR_UNKNOWN_VERB, NULL, NULL, NULL },
         { "prefix of a verb", "{\"verb\":\"stat\"}", 0, -ENOENT, CTL_ERR_UNKNOWN_VERB, NULL, NULL, NULL },
@@ -241,7 +241,9 @@ static void test_verbs(void) {
                 const char *name;
                 bool mutating;
         } want[] = {
-                { "status", false }, { "events", false }, { "reload", true }, { "version", false },
+                { "status", false }, { "events", false }, { "services", false }, { "breakers", false },
+                { "restart", true }, { "members", false }, { "force-leave", true },
+                { "reload", true }, { "version", false },
         };
         const struct ctl_verb *v;
         size_t n = 0;

@@ -1,0 +1,68 @@
+/*
+ * The agent's gossip module: wires the membership core (SWIM + Lifeguard)
+ * to the network (io/net), the envelope (io/crypto), the replay window
+ * (core/replay) and the store. Inbound: decrypt and authenticate, replay
+ * check, decode, membership input. Outbound: the core's SEND, PUSHPULL,
+ * EVENT and PERSIST outputs become sealed datagrams, TCP exchanges,
+ * member_* events and rows in STORE_TABLE_AGENT / STORE_TABLE_MEMBERS.
+ *
+ * Like the agent, this module logs at the edge: its failures at start and
+ * on reload are logged here and returned as negative errno.
+ */
+#ifndef AGENTD_GOSSIP_H
+#define AGENTD_GOSSIP_H
+
+#include <jansson.h>
+
+#include "agentd/config.h"
+
+struct agent;
+struct gossip;
+
+/* How long a graceful leave may hold up the agent's exit. */
+#define GOSSIP_LEAVE_TIMEOUT_US (2 * USEC_PER_SEC)
+/* At most one packet_rejected summary per this interval. */
+#define GOSSIP_REJECT_SUMMARY_US (10 * USEC_PER_SEC)
+/* The plaintext warning repeats this often. */
+#define GOSSIP_PLAINTEXT_WARN_US (10 * USEC_PER_MIN)
+
+/*
+ * Starts gossip for the agent's config: loads the keyring, bumps and
+ * persists the boot epoch, binds node.bind (UDP and TCP), and starts
+ * joining cluster.join (or, failing that, the members persisted by the
+ * last run). Returns 0 or a negative errno (already logged).
+ */
+int gossip_new(struct agent *a, struct gossip **ret);
+
+/* Stops at once, without saying goodbye. NULL-safe. */
+void gossip_free(struct gossip *g);
+
+/*
+ * Reload, in two steps so that nothing changes unless every module accepts
+ * the new config: prepare loads the new keyring and checks the timings
+ * (0, or a negative errno with a malloc'd "FILE: message" in *ret_error);
+ * commit applies what the last successful prepare checked.
+ */
+int gossip_reload_prepare(struct gossip *g, const struct agentd_config *next, char **ret_error);
+void gossip_reload_commit(struct gossip *g);
+
+/*
+ * SIGTERM: gossips `left` and breaks the agent's loop once the update has
+ * gone out (or after GOSSIP_LEAVE_TIMEOUT_US). Returns 1 when the leave is
+ * under way (the caller must not break the loop itself), 0 when there is
+ * nothing to wait for.
+ */
+int gossip_leave(struct gossip *g);
+
+/* Control verbs: complete replies (ctlproto_ok / ctlproto_error). */
+json_t *gossip_verb_members(struct gossip *g, json_t *args);
+json_t *gossip_verb_force_leave(struct gossip *g, json_t *args);
+
+/*
+ * Adds "members" ({"alive":N,"suspect":N,"dead":N,"left":N}) and "gossip"
+ * (incarnation, boot epoch, joined, encrypted, keys, traffic and rejection
+ * counters) to a status object. Returns 0 or -ENOMEM.
+ */
+int gossip_status(struct gossip *g, json_t *status);
+
+#endif
