@@ -32,7 +32,7 @@ enum config_check_type {
 };
 
 /* Limits an outsider (the config author) cannot exceed. */
-#define CONFIG_MAX_SERVICES 1024
+#define CONFIG_MAX_SERVICES 256 /* one D-Bus match each: see SYSTEMD_MAX_UNITS */
 #define CONFIG_MAX_JOIN 64
 #define CONFIG_MAX_WEIGHT 10000
 #define CONFIG_MAX_REPLICAS 1000

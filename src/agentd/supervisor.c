@@ -36,6 +36,9 @@
 #include "io/store.h"
 #include "io/systemd.h"
 
+/* Every configured service must be watchable: one D-Bus match rule per unit. */
+_Static_assert(CONFIG_MAX_SERVICES <= SYSTEMD_MAX_UNITS, "config allows more services than systemd.c can watch");
+
 #define WHY_MAX 256
 
 struct supervisor;

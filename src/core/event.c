@@ -57,6 +57,22 @@ static const struct {
                 "this agent was suspected by others and refuted it by raising its incarnation" },
         [EVENT_PACKET_REJECTED] = { "packet_rejected", "7ffa7ab31782419687d6bea36e25e287", EVENT_PRIO_WARNING,
                 "gossip packets were dropped (authentication failure, replay, malformed); a rate-limited summary with why and how many" },
+        [EVENT_LEADER_ELECTED] = { "leader_elected", "2ec5d52654fe4ea79038c2d0864d1f19", EVENT_PRIO_NOTICE,
+                "a leader was elected for a new term" },
+        [EVENT_LEADER_LOST] = { "leader_lost", "f6f19e11585147f0bbbbf72d0dcf900a", EVENT_PRIO_WARNING,
+                "the leader stepped down or was lost; the detail says why" },
+        [EVENT_QUORUM_LOST] = { "quorum_lost", "32d2b19458094d0580fa71119ea97dd1", EVENT_PRIO_ERR,
+                "this agent cannot reach a majority of the voters; no cluster decision is made on its side" },
+        [EVENT_QUORUM_REGAINED] = { "quorum_regained", "ffa89fca71134aadab0b2af867b20275", EVENT_PRIO_NOTICE,
+                "a majority of the voters is reachable again" },
+        [EVENT_FAILOVER] = { "failover", "81e542c9da604ea9b2de3b31df215223", EVENT_PRIO_WARNING,
+                "the leader took a host's backends out of the table and placed replacements; the detail tells which and why" },
+        [EVENT_TABLE_PUBLISHED] = { "table_published", "718c57e8c3e84723b978f52bc83c0db7", EVENT_PRIO_INFO,
+                "the leader published a new version of a service's balancer table" },
+        [EVENT_INSTANCE_PLACED] = { "instance_placed", "0d3e466394f64da5a6bfe174188a4afe", EVENT_PRIO_NOTICE,
+                "the leader placed a replica of a service on a host" },
+        [EVENT_INSTANCE_STOPPED] = { "instance_stopped", "4d609a4b4ca34295aa25790e5bb412be", EVENT_PRIO_NOTICE,
+                "a surplus replica of a service was stopped" },
 };
 
 const char *event_kind_to_string(enum event_kind k) {
