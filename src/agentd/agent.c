@@ -466,7 +466,6 @@ static void on_retention(struct ev_loop *loop, ev_timer *w, int revents) {
         struct agent *a = w->data;
         uint64_t deleted = 0;
         int r;
-        (void) loop;
         (void) revents;
 
         r = store_prune(a->store, util_now_real_us(), a->config->events_max_age_us,
@@ -475,6 +474,15 @@ static void on_retention(struct ev_loop *loop, ev_timer *w, int revents) {
                 log_error("pruning old events in %s failed: %s", store_path(a->store), strerror(-r));
         else if (deleted > 0)
                 log_info("retention: removed %" PRIu64 " old events", deleted);
+        /*
+         * A full batch means more is waiting (say after events_max_rows was
+         * lowered): continue shortly, in steps, rather than stall the loop
+         * that also answers gossip probes.
+         */
+        ev_timer_stop(loop, w);
+        ev_timer_set(w, r == 0 && deleted >= STORE_PRUNE_BATCH ? 0.1 : AGENT_RETENTION_INTERVAL_S,
+                     AGENT_RETENTION_INTERVAL_S);
+        ev_timer_start(loop, w);
 }
 
 static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents) {

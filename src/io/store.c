@@ -118,7 +118,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_INSERT] =
                 "INSERT INTO events (ts, node, kind, subject, detail, service, unit, term)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        [STMT_PRUNE_AGE] = "DELETE FROM events WHERE ts < ?1",
+        [STMT_PRUNE_AGE] = "DELETE FROM events WHERE id IN ("
+                           "  SELECT id FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
         /* Two subqueries: SQLite answers each of min() and max() from the b-tree's edge. */
         [STMT_ID_SPAN] = "SELECT (SELECT min(id) FROM events), (SELECT max(id) FROM events)",
         /* Deletes the ?1 + 1 oldest events: walks only those, not the rows kept. */
@@ -944,11 +945,14 @@ static sqlite3_int64 clamp_i64(uint64_t v) {
 }
 
 /* Binds one integer and steps a DELETE; adds the rows removed to *deleted. */
-static int run_delete(struct store *s, enum stmt_id id, sqlite3_int64 arg, uint64_t *deleted) {
+static int run_delete(struct store *s, enum stmt_id id, sqlite3_int64 arg, sqlite3_int64 limit,
+                      uint64_t *deleted) {
         sqlite3_stmt *st = s->stmt[id];
         int rc;
 
         rc = sqlite3_bind_int64(st, 1, arg);
+        if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 2)
+                rc = sqlite3_bind_int64(st, 2, limit);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
         sqlite3_reset(st);
@@ -979,7 +983,7 @@ static int query_pair(struct store *s, enum stmt_id id, int64_t *ret_a, int64_t 
  * nothing is counted at all, and otherwise only the excess oldest rows are
  * walked (count(*) reads the smallest index, not the rows).
  */
-static int prune_rows(struct store *s, uint64_t max_rows, uint64_t *deleted) {
+static int prune_rows(struct store *s, uint64_t max_rows, uint64_t budget, uint64_t *deleted) {
         int64_t lo, hi, n, unused;
         int r;
 
@@ -992,9 +996,12 @@ static int prune_rows(struct store *s, uint64_t max_rows, uint64_t *deleted) {
         r = query_pair(s, STMT_COUNT, &n, &unused);
         if (r < 0)
                 return r;
-        if (n <= 0 || (uint64_t) n <= max_rows)
+        if (n <= 0 || (uint64_t) n <= max_rows || budget == 0)
                 return 0;
-        return run_delete(s, STMT_PRUNE_OLDEST, (sqlite3_int64) ((uint64_t) n - max_rows - 1), deleted);
+        uint64_t excess = (uint64_t) n - max_rows;
+        if (excess > budget)
+                excess = budget;
+        return run_delete(s, STMT_PRUNE_OLDEST, (sqlite3_int64) (excess - 1), 0, deleted);
 }
 
 int store_prune(struct store *s, uint64_t now_real_us, uint64_t max_age_us,
@@ -1019,12 +1026,13 @@ int store_prune(struct store *s, uint64_t now_real_us, uint64_t max_age_us,
         if (r < 0)
                 return r;
         if (max_age_us > 0 && now_real_us > max_age_us) {
-                r = run_delete(s, STMT_PRUNE_AGE, clamp_i64(now_real_us - max_age_us), &deleted);
+                r = run_delete(s, STMT_PRUNE_AGE, clamp_i64(now_real_us - max_age_us), STORE_PRUNE_BATCH,
+                               &deleted);
                 if (r < 0)
                         goto fail;
         }
         if (max_rows > 0) {
-                r = prune_rows(s, max_rows, &deleted);
+                r = prune_rows(s, max_rows, STORE_PRUNE_BATCH - deleted, &deleted);
                 if (r < 0)
                         goto fail;
         }

@@ -77,9 +77,13 @@ bool store_in_transaction(const struct store *s);
 
 /*
  * Retention: deletes events older than now_real_us - max_age_us (max_age 0:
- * no age limit) and then all but the newest max_rows (0: no count limit).
- * Runs in its own transaction. *ret_deleted gets the number removed.
+ * no age limit) and then all but the newest max_rows (0: no count limit),
+ * oldest first, at most STORE_PRUNE_BATCH rows per call so that one call
+ * never holds the loop for long (deleting 10,000 rows takes tens of ms).
+ * Runs in its own transaction. *ret_deleted gets the number removed; when it
+ * equals STORE_PRUNE_BATCH there may be more to do, so call again soon.
  */
+#define STORE_PRUNE_BATCH 10000
 int store_prune(struct store *s, uint64_t now_real_us, uint64_t max_age_us,
                 uint64_t max_rows, uint64_t *ret_deleted);
 

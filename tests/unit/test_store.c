@@ -1496,7 +1496,43 @@ static void test_state_foreach_and_limits(void) {
         rm_rf(tmp);
 }
 
+/* A large backlog is pruned in batches, oldest first, until the cap holds. */
+static void test_retention_batches(void) {
+        char *tmp = unit_tmpdir();
+        struct store *s = open_ok(tmp, STORE_SYNC_NORMAL, NULL);
+        const uint64_t n = STORE_PRUNE_BATCH * 2 + 500;
+        uint64_t deleted = 0, count = 0;
+
+        add_events(s, (int) n, 1000, 1, 1);
+        CU_ASSERT_EQUAL_FATAL(store_commit(s), 0);
+        /* By count: 2 full batches, then the rest. */
+        CU_ASSERT_EQUAL(store_prune(s, 0, 0, 400, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, STORE_PRUNE_BATCH);
+        CU_ASSERT_EQUAL(store_prune(s, 0, 0, 400, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, STORE_PRUNE_BATCH);
+        CU_ASSERT_EQUAL(store_prune(s, 0, 0, 400, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, 100);
+        CU_ASSERT_EQUAL(store_prune(s, 0, 0, 400, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, 0);
+        CU_ASSERT_EQUAL(store_events_count(s, &count), 0);
+        CU_ASSERT_EQUAL(count, 400);
+        assert_ids(s, &(struct store_event_filter) { .limit = 1 }, (int64_t[]) { (int64_t) n }, 1);
+
+        /* By age, in batches too: everything older than ts 1000 + n - 10. */
+        add_events(s, (int) STORE_PRUNE_BATCH + 10, 1000 + n, 1, (int64_t) n + 1);
+        CU_ASSERT_EQUAL_FATAL(store_commit(s), 0);
+        CU_ASSERT_EQUAL(store_prune(s, 1000 + n + STORE_PRUNE_BATCH + 5 + 100, 100, 0, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, STORE_PRUNE_BATCH);
+        CU_ASSERT_EQUAL(store_prune(s, 1000 + n + STORE_PRUNE_BATCH + 5 + 100, 100, 0, &deleted), 0);
+        CU_ASSERT_EQUAL(deleted, 405);
+        CU_ASSERT_EQUAL(store_events_count(s, &count), 0);
+        CU_ASSERT_EQUAL(count, 5);
+        store_free(s);
+        rm_rf(tmp);
+}
+
 static CU_TestInfo state_tests[] = {
+        { "retention in batches", test_retention_batches },
         { "put, get, delete in every table", test_state_put_get_delete },
         { "foreach order and input limits", test_state_foreach_and_limits },
         CU_TEST_INFO_NULL,
