@@ -15,11 +15,8 @@ int agentctl_reload(struct agentctl *ctl, int argc, char **argv) {
         const char *config;
         int r;
 
-        r = agentctl_parse_no_args(ctl, argc, argv);
+        r = agentctl_fetch(ctl, argc, argv, "reload", &data);
         if (r != AGENTCTL_CONTINUE)
-                return r;
-        r = agentctl_call(ctl, "reload", NULL, &data);
-        if (r != 0)
                 return r;
 
         if (ctl->json) {
@@ -30,5 +27,5 @@ int agentctl_reload(struct agentctl *ctl, int argc, char **argv) {
                 r = fflush(stdout) == 0 ? 0 : -EIO;
         }
         json_decref(data);
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_exit_status(r);
 }

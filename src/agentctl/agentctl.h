@@ -1,8 +1,10 @@
 /*
  * agentctl: the operator's CLI. main.c parses the global options and looks
- * the verb up in its table; each verb group lives in its own file (status.c,
- * events.c, admin.c) and output.c holds the table printer and JSON output
- * they share. Adding a verb is one row in main.c's table plus one function.
+ * the verb up in its table, and holds the request helpers every verb uses
+ * (agentctl_fetch, agentctl_list for the table verbs); each verb group lives
+ * in its own file (status.c, events.c, services.c, members.c, admin.c) and
+ * output.c holds the table printer, JSON output and field readers they
+ * share. Adding a verb is one row in main.c's table plus one function.
  */
 #ifndef AGENTD_AGENTCTL_H
 #define AGENTD_AGENTCTL_H
@@ -33,6 +35,7 @@ enum agentctl_exit {
 #define AGENTCTL_CONTINUE (-1)
 
 struct agentctl_verb;
+struct output_table;
 
 /* What the global options decided; handed to every verb. */
 struct agentctl {
@@ -79,6 +82,40 @@ int agentctl_request(const struct agentctl *ctl, const char *verb, json_t *args,
  */
 int agentctl_call(const struct agentctl *ctl, const char *verb, json_t *args, json_t **ret_data);
 
+/*
+ * The start of every verb that takes no arguments: parses its options (only
+ * --help) and sends VERB without arguments. Returns AGENTCTL_CONTINUE with
+ * *ret_data set, or the exit status the verb is to return now (its help, a
+ * usage error, or an error agentctl_call printed).
+ */
+int agentctl_fetch(struct agentctl *ctl, int argc, char **argv, const char *verb, json_t **ret_data);
+
+/*
+ * The exit status for a verb's outcome R, 0 or a negative errno: says "out
+ * of memory" when that is why it failed; any other failure was either
+ * printed already or is a broken stdout, which main reports.
+ */
+int agentctl_exit_status(int r);
+
+/*
+ * A verb that shows the objects of one array of the daemon's reply as a
+ * table, one row each (services, breakers, members), and the whole reply as
+ * it is with --json.
+ */
+struct agentctl_list {
+        const char *verb;               /* the request, also named in errors */
+        const char *key;                /* the array in the reply's data */
+        size_t n_cols;
+        const char *const *headers;
+        uint32_t right;                 /* bit i set: column i is right-aligned */
+        const char *empty;              /* printed instead of an empty table; NULL: the table */
+        bool json_needs_list;           /* --json too refuses a reply without the array */
+        int (*add_row)(struct output_table *t, const json_t *item);
+        void (*summary)(const json_t *list);    /* printed under the table; NULL: none */
+};
+
+int agentctl_list(struct agentctl *ctl, int argc, char **argv, const struct agentctl_list *l);
+
 /* Verb handlers. */
 int agentctl_status(struct agentctl *ctl, int argc, char **argv);
 int agentctl_version(struct agentctl *ctl, int argc, char **argv);
@@ -91,8 +128,6 @@ int agentctl_breakers(struct agentctl *ctl, int argc, char **argv);
 int agentctl_restart(struct agentctl *ctl, int argc, char **argv);
 
 /* output.c: aligned tables and key-value blocks that never truncate. */
-struct output_table;
-
 /* HEADERS: n_cols column titles, or NULL for a table without a header line. */
 int output_table_new(size_t n_cols, const char *const *headers, struct output_table **ret);
 void output_table_free(struct output_table *t);
@@ -116,6 +151,14 @@ int output_table_flush(struct output_table *t, FILE *f);
 
 /* One JSON document on stdout: indented, or compact on one line. 0 or -EIO. */
 int output_json(const json_t *doc, bool compact);
+
+/*
+ * Field readers that tolerate a daemon newer or older than this agentctl:
+ * the string at KEY or NULL; the integer at KEY in *ret, false (and *ret
+ * untouched) when there is none.
+ */
+const char *output_field_str(const json_t *o, const char *key);
+bool output_field_int(const json_t *o, const char *key, json_int_t *ret);
 
 /* "3m12s", "2d4h", "0s": a human uptime from whole seconds. */
 const char *output_format_seconds(uint64_t seconds, char *buf, size_t len);

@@ -209,6 +209,14 @@ static char *describe_error_reply(const json_t *reply) {
         return s;
 }
 
+/* Hands MSG (malloc'd; NULL: out of memory) out as *ret_error and returns R. */
+static int request_failed(char *msg, int r, char **ret_error) {
+        if (!msg)
+                return -ENOMEM;
+        *ret_error = msg;
+        return r;
+}
+
 int agentctl_request(const struct agentctl *ctl, const char *verb, json_t *args,
                      json_t **ret_data, char **ret_error) {
         json_t *reply = NULL, *ok, *data;
@@ -216,30 +224,18 @@ int agentctl_request(const struct agentctl *ctl, const char *verb, json_t *args,
         int r;
 
         r = ctlproto_call(ctl->socket_path, verb, args, ctl->timeout_us, &reply);
-        if (r < 0) {
-                msg = describe_transport_error(ctl, r);
-                if (!msg)
-                        return -ENOMEM;
-                *ret_error = msg;
-                return r;
-        }
+        if (r < 0)
+                return request_failed(describe_transport_error(ctl, r), r, ret_error);
 
         ok = json_object_get(reply, "ok");
         if (!json_is_boolean(ok)) {
                 json_decref(reply);
-                msg = describe_transport_error(ctl, -EBADMSG);
-                if (!msg)
-                        return -ENOMEM;
-                *ret_error = msg;
-                return -EBADMSG;
+                return request_failed(describe_transport_error(ctl, -EBADMSG), -EBADMSG, ret_error);
         }
         if (!json_is_true(ok)) {
                 msg = describe_error_reply(reply);
                 json_decref(reply);
-                if (!msg)
-                        return -ENOMEM;
-                *ret_error = msg;
-                return -EREMOTEIO;
+                return request_failed(msg, -EREMOTEIO, ret_error);
         }
 
         data = json_object_get(reply, "data");
@@ -250,13 +246,8 @@ int agentctl_request(const struct agentctl *ctl, const char *verb, json_t *args,
         else
                 data = NULL;
         json_decref(reply);
-        if (!data) {
-                msg = describe_transport_error(ctl, -EBADMSG);
-                if (!msg)
-                        return -ENOMEM;
-                *ret_error = msg;
-                return -EBADMSG;
-        }
+        if (!data)
+                return request_failed(describe_transport_error(ctl, -EBADMSG), -EBADMSG, ret_error);
         *ret_data = data;
         return 0;
 }
@@ -273,6 +264,70 @@ int agentctl_call(const struct agentctl *ctl, const char *verb, json_t *args, js
         else if (r < 0)
                 agentctl_error("%s", msg);
         return r < 0 ? AGENTCTL_EXIT_ERROR : 0;
+}
+
+int agentctl_fetch(struct agentctl *ctl, int argc, char **argv, const char *verb, json_t **ret_data) {
+        int r;
+
+        r = agentctl_parse_no_args(ctl, argc, argv);
+        if (r != AGENTCTL_CONTINUE)
+                return r;
+        r = agentctl_call(ctl, verb, NULL, ret_data);
+        return r != 0 ? r : AGENTCTL_CONTINUE;
+}
+
+int agentctl_exit_status(int r) {
+        if (r == -ENOMEM)
+                agentctl_error("out of memory");
+        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+}
+
+/*
+ * The rows are copied into the table, so the reply is released before the
+ * table is printed; the summary still needs the list and comes last.
+ */
+int agentctl_list(struct agentctl *ctl, int argc, char **argv, const struct agentctl_list *l) {
+        _cleanup_table_ struct output_table *t = NULL;
+        const json_t *list, *item;
+        json_t *data = NULL;
+        size_t i;
+        int r;
+
+        r = agentctl_fetch(ctl, argc, argv, l->verb, &data);
+        if (r != AGENTCTL_CONTINUE)
+                return r;
+        list = json_object_get(data, l->key);
+        if (ctl->json && (json_is_array(list) || !l->json_needs_list)) {
+                r = output_json(data, false);
+                json_decref(data);
+                return agentctl_exit_status(r);
+        }
+
+        if (!json_is_array(list)) {
+                json_decref(data);
+                agentctl_error("%s: malformed reply from agentd on %s", l->verb, ctl->socket_path);
+                return AGENTCTL_EXIT_ERROR;
+        }
+        if (l->empty && json_array_size(list) == 0) {
+                json_decref(data);
+                printf("%s\n", l->empty);
+                return AGENTCTL_EXIT_OK;
+        }
+        r = output_table_new(l->n_cols, l->headers, &t);
+        for (size_t col = 0; r == 0 && col < l->n_cols && col < 32; col++)
+                if (l->right & (UINT32_C(1) << col))
+                        output_table_align_right(t, col);
+        json_array_foreach(list, i, item) {
+                if (r < 0)
+                        break;
+                r = l->add_row(t, item);
+        }
+        if (r == 0)
+                r = output_table_flush(t, stdout);
+        if (r == 0 && l->summary)
+                l->summary(list);
+        json_decref(data);
+        return agentctl_exit_status(r);
 }
 
 static void long_usage(void) {

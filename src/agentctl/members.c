@@ -11,19 +11,6 @@
 
 #include "agentctl/agentctl.h"
 
-static const char *str_field(const json_t *o, const char *key) {
-        return json_string_value(json_object_get(o, key));
-}
-
-static bool int_field(const json_t *o, const char *key, json_int_t *ret) {
-        const json_t *v = json_object_get(o, key);
-
-        if (!json_is_integer(v))
-                return false;
-        *ret = json_integer_value(v);
-        return true;
-}
-
 /* "850ms", "3.2s", "4m10s", "2h5m", "3d4h". */
 static const char *format_span(uint64_t us, char *buf, size_t len) {
         if (us < USEC_PER_SEC)
@@ -60,16 +47,19 @@ static int add_member_row(struct output_table *t, const json_t *m) {
         char inc[32] = "-", since[48] = "-", rtt[32] = "-", span[32], name[96];
         json_int_t v;
 
-        if (int_field(m, "incarnation", &v))
+        /* Anything else in the list is from a daemon this agentctl cannot read: skip it. */
+        if (!json_is_object(m))
+                return 0;
+        if (output_field_int(m, "incarnation", &v))
                 snprintf(inc, sizeof(inc), "%" JSON_INTEGER_FORMAT, v);
-        if (int_field(m, "last_change_ago_us", &v) && v >= 0)
+        if (output_field_int(m, "last_change_ago_us", &v) && v >= 0)
                 snprintf(since, sizeof(since), "%s ago", format_span((uint64_t) v, span, sizeof(span)));
-        if (int_field(m, "rtt_us", &v) && v >= 0)
+        if (output_field_int(m, "rtt_us", &v) && v >= 0)
                 format_rtt((uint64_t) v, rtt, sizeof(rtt));
-        snprintf(name, sizeof(name), "%s%s", str_field(m, "name") ? str_field(m, "name") : "-",
+        snprintf(name, sizeof(name), "%s%s", output_field_str(m, "name") ? output_field_str(m, "name") : "-",
                  json_is_true(json_object_get(m, "self")) ? " (self)" : "");
         return output_table_add(t, (const char *const[]) {
-                name, str_field(m, "addr"), str_field(m, "state"), inc, since, rtt,
+                name, output_field_str(m, "addr"), output_field_str(m, "state"), inc, since, rtt,
         });
 }
 
@@ -81,7 +71,7 @@ static void print_summary(const json_t *members) {
         bool first = true;
 
         json_array_foreach(members, i, m) {
-                const char *s = str_field(m, "state");
+                const char *s = output_field_str(m, "state");
 
                 for (size_t k = 0; s && k < ELEMENTSOF(states); k++)
                         if (strcmp(s, states[k]) == 0)
@@ -99,48 +89,18 @@ static void print_summary(const json_t *members) {
 
 int agentctl_members(struct agentctl *ctl, int argc, char **argv) {
         static const char *const headers[] = { "NAME", "ADDR", "STATE", "INCARNATION", "SINCE", "RTT" };
-        _cleanup_table_ struct output_table *t = NULL;
-        const json_t *members, *m;
-        json_t *data = NULL;
-        size_t i;
-        int r;
+        static const struct agentctl_list list = {
+                .verb = "members",
+                .key = "members",
+                .n_cols = ELEMENTSOF(headers),
+                .headers = headers,
+                .right = 1u << 3,               /* INCARNATION */
+                .json_needs_list = true,
+                .add_row = add_member_row,
+                .summary = print_summary,
+        };
 
-        r = agentctl_parse_no_args(ctl, argc, argv);
-        if (r != AGENTCTL_CONTINUE)
-                return r;
-        r = agentctl_call(ctl, "members", NULL, &data);
-        if (r != 0)
-                return r;
-
-        members = json_object_get(data, "members");
-        if (!json_is_array(members)) {
-                json_decref(data);
-                agentctl_error("members: malformed reply from agentd on %s", ctl->socket_path);
-                return AGENTCTL_EXIT_ERROR;
-        }
-        if (ctl->json) {
-                r = output_json(data, false);
-                json_decref(data);
-                return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
-        }
-
-        r = output_table_new(ELEMENTSOF(headers), headers, &t);
-        if (r == 0)
-                output_table_align_right(t, 3);
-        json_array_foreach(members, i, m) {
-                if (r < 0)
-                        break;
-                if (json_is_object(m))
-                        r = add_member_row(t, m);
-        }
-        if (r == 0)
-                r = output_table_flush(t, stdout);
-        if (r == 0)
-                print_summary(members);
-        json_decref(data);
-        if (r == -ENOMEM)
-                agentctl_error("out of memory");
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_list(ctl, argc, argv, &list);
 }
 
 /*
@@ -174,10 +134,10 @@ int agentctl_force_leave(struct agentctl *ctl, int argc, char **argv) {
         if (ctl->json) {
                 r = output_json(data, false);
         } else {
-                was = str_field(data, "previous_state");
+                was = output_field_str(data, "previous_state");
                 printf("%s is now marked left%s%s%s\n", node, was ? " (was " : "", was ? was : "", was ? ")" : "");
                 r = fflush(stdout) == 0 ? 0 : -EIO;
         }
         json_decref(data);
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_exit_status(r);
 }

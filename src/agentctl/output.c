@@ -224,6 +224,19 @@ int output_json(const json_t *doc, bool compact) {
         return 0;
 }
 
+const char *output_field_str(const json_t *o, const char *key) {
+        return json_string_value(json_object_get(o, key));
+}
+
+bool output_field_int(const json_t *o, const char *key, json_int_t *ret) {
+        const json_t *v = json_object_get(o, key);
+
+        if (!json_is_integer(v))
+                return false;
+        *ret = json_integer_value(v);
+        return true;
+}
+
 const char *output_format_seconds(uint64_t seconds, char *buf, size_t len) {
         static const struct {
                 char unit;

@@ -17,23 +17,10 @@
 #define RESTART_WAIT_US (120 * USEC_PER_SEC)
 #define RESTART_POLL_NS (200 * 1000 * 1000L)
 
-static const char *str_field(const json_t *o, const char *key) {
-        return json_string_value(json_object_get(o, key));
-}
-
 static bool streq_field(const json_t *o, const char *key, const char *want) {
-        const char *v = str_field(o, key);
+        const char *v = output_field_str(o, key);
 
         return v && strcmp(v, want) == 0;
-}
-
-static bool int_field(const json_t *o, const char *key, json_int_t *ret) {
-        const json_t *v = json_object_get(o, key);
-
-        if (!json_is_integer(v))
-                return false;
-        *ret = json_integer_value(v);
-        return true;
 }
 
 /* "850ms", "3.2s", "4m10s", "2h5m": short and human, for relative times. */
@@ -74,7 +61,7 @@ static const char *format_in(const json_t *o, const char *key, char *buf, size_t
         char span[32];
         json_int_t v;
 
-        if (!int_field(o, key, &v) || v < 0)
+        if (!output_field_int(o, key, &v) || v < 0)
                 return "-";
         if (v == 0)
                 return "now";
@@ -87,7 +74,7 @@ static const char *format_ago(const json_t *o, const char *key, char *buf, size_
         char span[32];
         json_int_t v;
 
-        if (!int_field(o, key, &v) || v < 0)
+        if (!output_field_int(o, key, &v) || v < 0)
                 return "-";
         snprintf(buf, len, "%s ago", format_span((uint64_t) v, span, sizeof(span)));
         return buf;
@@ -95,20 +82,20 @@ static const char *format_ago(const json_t *o, const char *key, char *buf, size_
 
 static int add_service_row(struct output_table *t, const json_t *s) {
         char health[64], pid[32], restarts[48], nextbuf[48], check[512], latency[32], active[96];
-        const char *h = str_field(s, "health"), *as = str_field(s, "active_state");
-        const char *ss = str_field(s, "sub_state"), *res = str_field(s, "last_check_result");
-        const char *msg = str_field(s, "last_check_message"), *ls = str_field(s, "load_state");
+        const char *h = output_field_str(s, "health"), *as = output_field_str(s, "active_state");
+        const char *ss = output_field_str(s, "sub_state"), *res = output_field_str(s, "last_check_result");
+        const char *msg = output_field_str(s, "last_check_message"), *ls = output_field_str(s, "load_state");
         json_int_t v, lim;
 
         snprintf(health, sizeof(health), "%s%s", h ? h : "-",
                  json_is_true(json_object_get(s, "quarantined")) ? " (quarantined)" : "");
-        if (int_field(s, "main_pid", &v) && v > 0)
+        if (output_field_int(s, "main_pid", &v) && v > 0)
                 snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT, v);
         else
                 snprintf(pid, sizeof(pid), "-");
-        if (int_field(s, "restarts_in_window", &v) && int_field(s, "restart_limit", &lim))
+        if (output_field_int(s, "restarts_in_window", &v) && output_field_int(s, "restart_limit", &lim))
                 snprintf(restarts, sizeof(restarts), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, v, lim);
-        else if (int_field(s, "restarts_in_window", &v))
+        else if (output_field_int(s, "restarts_in_window", &v))
                 snprintf(restarts, sizeof(restarts), "%" JSON_INTEGER_FORMAT, v);
         else
                 snprintf(restarts, sizeof(restarts), "-");
@@ -118,7 +105,7 @@ static int add_service_row(struct output_table *t, const json_t *s) {
         else
                 snprintf(check, sizeof(check), "%s", res ? res : "-");
         /* A systemd check reads the unit's state from signals: it has no latency of its own. */
-        if (int_field(s, "last_check_latency_us", &v) && v >= 0 && !streq_field(s, "check", "systemd"))
+        if (output_field_int(s, "last_check_latency_us", &v) && v >= 0 && !streq_field(s, "check", "systemd"))
                 format_latency((uint64_t) v, latency, sizeof(latency));
         else
                 snprintf(latency, sizeof(latency), "-");
@@ -131,8 +118,8 @@ static int add_service_row(struct output_table *t, const json_t *s) {
                 snprintf(active, sizeof(active), "%s", as ? as : "-");
 
         return output_table_add(t, (const char *const[]) {
-                str_field(s, "service"), str_field(s, "unit"), health, active, pid,
-                str_field(s, "breaker"), restarts, next, check, latency,
+                output_field_str(s, "service"), output_field_str(s, "unit"), health, active, pid,
+                output_field_str(s, "breaker"), restarts, next, check, latency,
         });
 }
 
@@ -141,63 +128,29 @@ int agentctl_services(struct agentctl *ctl, int argc, char **argv) {
                 "SERVICE", "UNIT", "HEALTH", "ACTIVE", "PID", "BREAKER", "RESTARTS", "NEXT RETRY",
                 "LAST CHECK", "LATENCY",
         };
-        _cleanup_table_ struct output_table *t = NULL;
-        const json_t *list, *s;
-        json_t *data = NULL;
-        size_t i;
-        int r;
+        static const struct agentctl_list list = {
+                .verb = "services",
+                .key = "services",
+                .n_cols = ELEMENTSOF(headers),
+                .headers = headers,
+                .right = 1u << 4 | 1u << 9,     /* PID, LATENCY */
+                .empty = "no services configured",
+                .add_row = add_service_row,
+        };
 
-        r = agentctl_parse_no_args(ctl, argc, argv);
-        if (r != AGENTCTL_CONTINUE)
-                return r;
-        r = agentctl_call(ctl, "services", NULL, &data);
-        if (r != 0)
-                return r;
-        if (ctl->json) {
-                r = output_json(data, false);
-                json_decref(data);
-                return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
-        }
-
-        list = json_object_get(data, "services");
-        if (!json_is_array(list)) {
-                json_decref(data);
-                agentctl_error("services: malformed reply from agentd on %s", ctl->socket_path);
-                return AGENTCTL_EXIT_ERROR;
-        }
-        if (json_array_size(list) == 0) {
-                json_decref(data);
-                printf("no services configured\n");
-                return AGENTCTL_EXIT_OK;
-        }
-        r = output_table_new(ELEMENTSOF(headers), headers, &t);
-        if (r == 0) {
-                output_table_align_right(t, 4);
-                output_table_align_right(t, 9);
-        }
-        json_array_foreach(list, i, s) {
-                if (r < 0)
-                        break;
-                r = add_service_row(t, s);
-        }
-        json_decref(data);
-        if (r == 0)
-                r = output_table_flush(t, stdout);
-        if (r == -ENOMEM)
-                agentctl_error("out of memory");
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_list(ctl, argc, argv, &list);
 }
 
 static int add_breaker_row(struct output_table *t, const json_t *b) {
         char failures[48], openedbuf[64], nextbuf[48];
-        const char *state = str_field(b, "state"), *opened, *next = "-";
+        const char *state = output_field_str(b, "state"), *opened, *next = "-";
         bool closed = state && strcmp(state, "closed") == 0;
         json_int_t v, lim;
 
         /* Consecutive failures only count while closed; open and half-open reset them. */
-        if (closed && int_field(b, "failures", &v) && int_field(b, "threshold", &lim))
+        if (closed && output_field_int(b, "failures", &v) && output_field_int(b, "threshold", &lim))
                 snprintf(failures, sizeof(failures), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT, v, lim);
-        else if (closed && int_field(b, "failures", &v))
+        else if (closed && output_field_int(b, "failures", &v))
                 snprintf(failures, sizeof(failures), "%" JSON_INTEGER_FORMAT, v);
         else
                 snprintf(failures, sizeof(failures), "-");
@@ -205,8 +158,8 @@ static int add_breaker_row(struct output_table *t, const json_t *b) {
         if (state && strcmp(state, "open") == 0)
                 next = format_in(b, "next_half_open_in_us", nextbuf, sizeof(nextbuf));
         return output_table_add(t, (const char *const[]) {
-                str_field(b, "service"), str_field(b, "unit"), state, failures, opened,
-                str_field(b, "opened_at"), next,
+                output_field_str(b, "service"), output_field_str(b, "unit"), state, failures, opened,
+                output_field_str(b, "opened_at"), next,
         });
 }
 
@@ -214,47 +167,16 @@ int agentctl_breakers(struct agentctl *ctl, int argc, char **argv) {
         static const char *const headers[] = {
                 "SERVICE", "UNIT", "STATE", "FAILURES", "OPENED", "OPENED AT", "NEXT HALF-OPEN",
         };
-        _cleanup_table_ struct output_table *t = NULL;
-        const json_t *list, *b;
-        json_t *data = NULL;
-        size_t i;
-        int r;
+        static const struct agentctl_list list = {
+                .verb = "breakers",
+                .key = "breakers",
+                .n_cols = ELEMENTSOF(headers),
+                .headers = headers,
+                .empty = "no services configured",
+                .add_row = add_breaker_row,
+        };
 
-        r = agentctl_parse_no_args(ctl, argc, argv);
-        if (r != AGENTCTL_CONTINUE)
-                return r;
-        r = agentctl_call(ctl, "breakers", NULL, &data);
-        if (r != 0)
-                return r;
-        if (ctl->json) {
-                r = output_json(data, false);
-                json_decref(data);
-                return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
-        }
-
-        list = json_object_get(data, "breakers");
-        if (!json_is_array(list)) {
-                json_decref(data);
-                agentctl_error("breakers: malformed reply from agentd on %s", ctl->socket_path);
-                return AGENTCTL_EXIT_ERROR;
-        }
-        if (json_array_size(list) == 0) {
-                json_decref(data);
-                printf("no services configured\n");
-                return AGENTCTL_EXIT_OK;
-        }
-        r = output_table_new(ELEMENTSOF(headers), headers, &t);
-        json_array_foreach(list, i, b) {
-                if (r < 0)
-                        break;
-                r = add_breaker_row(t, b);
-        }
-        json_decref(data);
-        if (r == 0)
-                r = output_table_flush(t, stdout);
-        if (r == -ENOMEM)
-                agentctl_error("out of memory");
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_list(ctl, argc, argv, &list);
 }
 
 /* The id of the newest stored event, so the wait below only looks at newer ones. */
@@ -269,7 +191,7 @@ static int newest_event_id(const struct agentctl *ctl, json_int_t *ret) {
         json_decref(args);
         if (r != 0)
                 return -EIO;
-        int_field(data, "last_id", &last);
+        output_field_int(data, "last_id", &last);
         json_decref(data);
         *ret = last;
         return 0;
@@ -305,10 +227,10 @@ static int wait_restarted(const struct agentctl *ctl, const char *unit, json_int
                         return -EIO;
                 events = json_object_get(data, "events");
                 json_array_foreach(events, i, ev) {
-                        const char *u = str_field(ev, "unit");
+                        const char *u = output_field_str(ev, "unit");
                         json_int_t id;
 
-                        if (int_field(ev, "id", &id) && id > after)
+                        if (output_field_int(ev, "id", &id) && id > after)
                                 after = id;
                         if (u && strcmp(u, unit) == 0) {
                                 *ret_event = json_incref(ev);
@@ -374,7 +296,7 @@ int agentctl_restart(struct agentctl *ctl, int argc, char **argv) {
         if (r != 0)
                 return r;
         /* The daemon may have resolved a service name to its unit. */
-        unit = str_field(data, "unit") ? str_field(data, "unit") : unit;
+        unit = output_field_str(data, "unit") ? output_field_str(data, "unit") : unit;
 
         if (!wait) {
                 if (ctl->json)
@@ -384,7 +306,7 @@ int agentctl_restart(struct agentctl *ctl, int argc, char **argv) {
                         r = 0;
                 }
                 json_decref(data);
-                return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+                return agentctl_exit_status(r);
         }
 
         r = wait_restarted(ctl, unit, after, &ev);
@@ -406,7 +328,7 @@ int agentctl_restart(struct agentctl *ctl, int argc, char **argv) {
                 return AGENTCTL_EXIT_ERROR;
         }
 
-        detail = str_field(ev, "detail");
+        detail = output_field_str(ev, "detail");
         /* The supervisor writes "...; job done; ..." when systemd's job succeeded. */
         bool done = detail && strstr(detail, "; job done;");
         if (ctl->json) {

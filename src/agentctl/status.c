@@ -176,11 +176,8 @@ int agentctl_status(struct agentctl *ctl, int argc, char **argv) {
         const char *state;
         int r;
 
-        r = agentctl_parse_no_args(ctl, argc, argv);
+        r = agentctl_fetch(ctl, argc, argv, "status", &data);
         if (r != AGENTCTL_CONTINUE)
-                return r;
-        r = agentctl_call(ctl, "status", NULL, &data);
-        if (r != 0)
                 return r;
 
         r = ctl->json ? output_json(data, false) : print_status(data);
@@ -188,11 +185,7 @@ int agentctl_status(struct agentctl *ctl, int argc, char **argv) {
         if (r == 0 && state && strcmp(state, "degraded") == 0)
                 r = AGENTCTL_EXIT_DEGRADED;
         json_decref(data);
-        if (r == -ENOMEM) {
-                agentctl_error("out of memory");
-                return AGENTCTL_EXIT_ERROR;
-        }
-        return r < 0 ? AGENTCTL_EXIT_ERROR : r;
+        return r < 0 ? agentctl_exit_status(r) : r;
 }
 
 /*
@@ -227,7 +220,7 @@ int agentctl_version(struct agentctl *ctl, int argc, char **argv) {
                 }
                 r = output_json(doc, false);
                 json_decref(doc);
-                return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+                return agentctl_exit_status(r);
         }
 
         r = output_table_new(2, NULL, &t);
@@ -246,7 +239,5 @@ int agentctl_version(struct agentctl *ctl, int argc, char **argv) {
         json_decref(data);
         if (r == 0)
                 r = output_table_flush(t, stdout);
-        if (r == -ENOMEM)
-                agentctl_error("out of memory");
-        return r < 0 ? AGENTCTL_EXIT_ERROR : AGENTCTL_EXIT_OK;
+        return agentctl_exit_status(r);
 }

@@ -27,6 +27,8 @@
 /* Smallest possible encoded update; a packet with less room left is full. */
 #define UPDATE_MIN 4
 #define REAP_CHECK_US (10 * UINT64_C(1000000))
+/* Probe intervals an unknown prober has to become known before we push-pull with it. */
+#define STRANGER_GRACE_PERIODS 10
 
 struct suspicion {
         uint64_t start;
@@ -123,6 +125,10 @@ struct membership {
         uint64_t next_pushpull_at;
         uint64_t next_reprobe_at;
         uint64_t next_reap_at;
+        uint64_t next_stranger_at;      /* earliest next stranger_note() */
+        uint64_t stranger_check_at;     /* when the noted stranger is checked again */
+        bool stranger_pending;
+        struct wire_addr stranger_addr; /* a prober no live member matched */
         uint64_t next_join_at;
         uint64_t join_backoff;
         struct wire_addr seeds[MEMBERSHIP_SEEDS_MAX];
@@ -1453,6 +1459,52 @@ static void on_ping_req(struct membership *m, uint64_t now, const struct wire_ad
         send_packet(m, &msg->target_addr, &ping, find_slot(m, msg->target, msg->target_len));
 }
 
+/* True when a live member (alive or suspect) has this address. */
+static bool addr_known(const struct membership *m, const struct wire_addr *a) {
+        if (wire_addr_equal(a, &m->members[SELF].addr))
+                return true;
+        for (uint32_t i = 0; i < m->n_order; i++) {
+                const struct member *mem = &m->members[m->order[i]];
+
+                if ((mem->state == MEMBERSHIP_ALIVE || mem->state == MEMBERSHIP_SUSPECT) &&
+                    wire_addr_equal(&mem->addr, a))
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * A ping for us from an address no live member has: the prober knows us,
+ * but its own alive has not reached us, and pings carry no sender name.
+ * Normally its news is just still on its way (a join burst); but when every
+ * copy of it was spent before anyone told us (an epidemic that died out, a
+ * lost packet), only a push-pull repairs it. So the address is remembered,
+ * and if it is still a stranger STRANGER_GRACE_PERIODS probe intervals later
+ * (long after a join burst's gossip has settled) we push-pull with it, which
+ * merges both full states: the gap closes within one of the prober's probe
+ * rounds plus the grace, not at the next periodic push-pull. One stranger is
+ * tracked at a time and at most one such push-pull runs per grace, so a
+ * flood of foreign pings cannot turn us into a push-pull source.
+ */
+static void stranger_note(struct membership *m, uint64_t now, const struct wire_addr *from) {
+        if (m->leaving || m->stranger_pending || now < m->next_stranger_at || addr_known(m, from))
+                return;
+        m->stranger_pending = true;
+        m->stranger_addr = *from;
+        m->stranger_check_at = now + STRANGER_GRACE_PERIODS * scaled(m, m->cfg.probe_interval_us);
+}
+
+static void tick_stranger(struct membership *m, uint64_t now) {
+        if (!m->stranger_pending || now < m->stranger_check_at)
+                return;
+        m->stranger_pending = false;
+        m->next_stranger_at = now + STRANGER_GRACE_PERIODS * scaled(m, m->cfg.probe_interval_us);
+        if (m->leaving || addr_known(m, &m->stranger_addr))
+                return;
+        m->counters.strangers_synced++;
+        emit_pushpull(m, &m->stranger_addr, false);
+}
+
 /* --- timers ------------------------------------------------------------------- */
 
 static void tick_relays(struct membership *m, uint64_t now) {
@@ -1580,6 +1632,7 @@ void membership_tick(struct membership *m, uint64_t now) {
         tick_suspicions(m, now);
         tick_gossip(m, now);
         tick_pushpull(m, now);
+        tick_stranger(m, now);
         if (m->joining && !m->joined && now >= m->next_join_at)
                 join_attempt(m, now);
         tick_reap(m, now);
@@ -1605,6 +1658,8 @@ static uint64_t compute_deadline(const struct membership *m) {
                 d = min64(d, m->next_reprobe_at);
         if (m->joining && !m->joined)
                 d = min64(d, m->next_join_at);
+        if (m->stranger_pending)
+                d = min64(d, m->stranger_check_at);
         if (m->census.left > (m->leaving ? 1u : 0u))
                 d = min64(d, m->next_reap_at);
         for (uint32_t i = 0; i < m->n_suspects; i++)
@@ -1649,6 +1704,7 @@ int membership_receive(struct membership *m, uint64_t now, const struct wire_add
                         break;
                 }
                 send_simple(m, from, WIRE_MSG_ACK, msg->seq, NONE, NONE);
+                stranger_note(m, now, from);
                 break;
         case WIRE_MSG_ACK:
                 on_ack(m, now, msg->seq);

@@ -32,8 +32,10 @@
  * wins; left is final for its incarnation. Updates piggyback on every packet
  * and on gossip packets to gossip_nodes members every gossip_interval, each
  * retransmitted ceil(retransmit_mult * ln(n + 1)) times. Push-pull (full
- * state over TCP) runs at join, every pushpull_interval, and towards one
- * dead member every dead_reprobe_interval so healed partitions merge.
+ * state over TCP) runs at join, every pushpull_interval, towards one
+ * dead member every dead_reprobe_interval so healed partitions merge, and
+ * with the sender of a ping whose address no live member has, when it is
+ * still unknown 10 probe intervals later (its alive never reached us).
  */
 #ifndef AGENTD_MEMBERSHIP_H
 #define AGENTD_MEMBERSHIP_H
@@ -320,6 +322,7 @@ struct membership_counters {
         uint64_t pushpulls_ok;
         uint64_t pushpulls_failed;
         uint64_t pushpulls_served;
+        uint64_t strangers_synced;      /* push-pulls with a prober we did not know */
         uint64_t bytes_sent;            /* encoded UDP bodies */
 };
 void membership_get_counters(const struct membership *m, struct membership_counters *ret);

@@ -14,14 +14,9 @@ netns_write_config h1 "" >/dev/null
 for h in h2 h3 h4 h5; do
         netns_write_config "$h" "h1" >/dev/null
 done
-for h in $hosts; do
-        netns_start_agentd "$h"
-done
+netns_start_agentds $hosts
 
-netns_wait_alive 90 5 $hosts || {
-        for h in $hosts; do netns_ctl "$h" members >&2; done
-        fail "the five agents did not converge on five alive members"
-}
+netns_expect_alive 90 5 "the five agents did not converge on five alive members" $hosts
 pass "5 hosts join through one seed and converge"
 
 # The contract: name, addr, state, incarnation; addresses as each host bound them.

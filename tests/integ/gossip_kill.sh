@@ -9,13 +9,7 @@
 integ_need_jq
 netns_init
 hosts="h1 h2 h3 h4 h5"
-for h in $hosts; do
-        netns_host_add "$h"
-        netns_write_config "$h" "h1" >/dev/null
-done
-for h in $hosts; do
-        netns_start_agentd "$h"
-done
+netns_cluster_start h1 $hosts
 netns_wait_alive 90 5 $hosts || fail "the five agents did not converge"
 epoch_before=$(netns_ctl h5 --json status | "$JQ" .gossip.boot_epoch)
 

@@ -10,13 +10,7 @@ netns_init
 left="h1 h2"
 right="h3 h4 h5"
 hosts="$left $right"
-for h in $hosts; do
-        netns_host_add "$h"
-        netns_write_config "$h" "h1" >/dev/null
-done
-for h in $hosts; do
-        netns_start_agentd "$h"
-done
+netns_cluster_start h1 $hosts
 netns_wait_alive 90 5 $hosts || fail "the five agents did not converge"
 
 netns_partition "$left" "$right"
@@ -33,9 +27,6 @@ pass "each side of a 2|3 partition declares the other dead"
 for h in $hosts; do
         netns_heal "$h"
 done
-netns_wait_alive 120 5 $hosts || {
-        for h in $hosts; do netns_ctl "$h" members >&2; done
-        fail "the halves did not merge back after the partition healed"
-}
+netns_expect_alive 120 5 "the halves did not merge back after the partition healed" $hosts
 pass "after healing, both halves merge back without an operator"
 exit 0

@@ -11,13 +11,7 @@ netns_init
 head -c 32 /dev/urandom | base64 > "$T/cluster.key"
 chmod 600 "$T/cluster.key"
 hosts="h1 h2 h3"
-for h in $hosts; do
-        netns_host_add "$h"
-        NETNS_KEYRING=$T/cluster.key netns_write_config "$h" "h1" >/dev/null
-done
-for h in $hosts; do
-        netns_start_agentd "$h"
-done
+NETNS_KEYRING=$T/cluster.key netns_cluster_start h1 $hosts
 netns_wait_alive 90 3 $hosts || fail "the three agents did not converge"
 
 replays() {

@@ -19,9 +19,7 @@ for h in $hosts; do
         chmod 600 "$T/$h.keyring"
         NETNS_KEYRING=$T/$h.keyring netns_write_config "$h" "h1" "$timings" >/dev/null
 done
-for h in $hosts; do
-        netns_start_agentd "$h"
-done
+netns_start_agentds $hosts
 netns_wait_alive 90 4 $hosts || fail "the four agents did not converge"
 
 # step NAME FILES...: installs keyring FILES... on every host, reloads each,

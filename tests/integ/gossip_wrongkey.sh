@@ -22,9 +22,7 @@ for h in h1 h2 h3; do
 done
 NETNS_KEYRING=$T/bad.key netns_write_config h4 "h1" >/dev/null
 netns_write_config h5 "h1" >/dev/null   # no keyring: plaintext
-for h in h1 h2 h3 h4 h5; do
-        netns_start_agentd "$h"
-done
+netns_start_agentds h1 h2 h3 h4 h5
 netns_wait_alive 90 3 h1 h2 h3 || fail "the three hosts with the right key did not converge"
 
 # Give the outsiders time to try (they retry their join with backoff) and

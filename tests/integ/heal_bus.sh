@@ -11,12 +11,7 @@
 
 heal_setup
 
-heal_unit web.service "--port 8080 --control $T/web.ctl"
-sdhost_systemctl h1 start web.service || fail "cannot start web.service"
-conf=$(heal_config 'services = ( { name = "web"; unit = "web.service"; address = "127.0.0.1"; port = 8080;
-        check = { type = "http"; path = "/health"; interval = "200ms"; timeout = "150ms"; rise = 2; fall = 2; };
-        restart = { limit = 10; window = "60s"; backoff = "100ms"; backoff_max = "2s"; }; } );')
-heal_start_agentd "$conf"
+heal_start_web
 heal_wait_svc web health healthy 30 || fail "web never became healthy"
 
 # break_and_heal N: after the N-th bus_reconnected, make the current process

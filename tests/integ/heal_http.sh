@@ -11,13 +11,7 @@
 heal_setup
 RESTARTED_ID=9e605aa4de3d45c7a607c6412a8f2d30
 
-heal_unit web.service "--port 8080 --control $T/web.ctl"
-sdhost_systemctl h1 start web.service || fail "cannot start web.service"
-
-conf=$(heal_config 'services = ( { name = "web"; unit = "web.service"; address = "127.0.0.1"; port = 8080;
-        check = { type = "http"; path = "/health"; interval = "200ms"; timeout = "150ms"; rise = 2; fall = 2; };
-        restart = { limit = 10; window = "60s"; backoff = "100ms"; backoff_max = "2s"; }; } );' journal)
-heal_start_agentd "$conf"
+heal_start_web journal
 
 # On failure, the agent's own log is in the host's journal.
 dump_journal() {

@@ -11,10 +11,13 @@
 #                                and host $HEAL_HOST; sets TESTSVC
 #   heal_unit UNIT ARGS [EXTRA]  a unit running `testsvc ARGS` (no systemd
 #                                start limit); EXTRA lines go to [Service]
+#   heal_start_unit UNIT ARGS [EXTRA]  heal_unit, then start it (or fail)
 #   heal_config SERVICES [TARGET] write $T/agentd.conf (log target stderr or
 #                                journal, level debug); prints its path
 #   heal_start_agentd CONF       start agentd in the host; sets AGENTD_PID and
 #                                AGENTCTL_SOCKET; waits until it answers
+#   heal_start_web [TARGET]      web.service and an agentd supervising it with
+#                                $HEAL_WEB_SERVICES (log target TARGET)
 #   heal_kill_agentd [SIG]       signal agentd and wait until it is gone
 #   heal_count KIND [UNIT]       number of stored events of KIND (for UNIT)
 #   heal_wait_count KIND N SECS [UNIT]  wait until heal_count >= N
@@ -57,6 +60,18 @@ ExecStart=$TESTSVC $args
 $extra"
 }
 
+heal_start_unit() {
+        heal_unit "$@"
+        sdhost_systemctl "$HEAL_HOST" start "$1" || fail "cannot start $1"
+}
+
+# The service of heal_http.sh and heal_bus.sh: testsvc on port 8080, steered
+# through $T/web.ctl, checked over HTTP every 200 ms and restarted at most 10
+# times a minute.
+HEAL_WEB_SERVICES='services = ( { name = "web"; unit = "web.service"; address = "127.0.0.1"; port = 8080;
+        check = { type = "http"; path = "/health"; interval = "200ms"; timeout = "150ms"; rise = 2; fall = 2; };
+        restart = { limit = 10; window = "60s"; backoff = "100ms"; backoff_max = "2s"; }; } );'
+
 heal_config() {
         target=${2:-stderr}
         mkdir -p "$T/state"
@@ -83,6 +98,11 @@ heal_start_agentd() {
                 sleep 0.1
         done
         fail "agentd did not answer on $AGENTCTL_SOCKET within 20 s"
+}
+
+heal_start_web() {
+        heal_start_unit web.service "--port 8080 --control $T/web.ctl"
+        heal_start_agentd "$(heal_config "$HEAL_WEB_SERVICES" "${1:-stderr}")"
 }
 
 # True while PID runs (a zombie does not count).

@@ -11,9 +11,8 @@ heal_setup
 
 # RestartSec long enough that agentd's check surely fails (and reaches a
 # verdict) while systemd is waiting to restart the unit.
-heal_unit always.service "--port 8082" "Restart=always
+heal_start_unit always.service "--port 8082" "Restart=always
 RestartSec=3s"
-sdhost_systemctl h1 start always.service || fail "cannot start always.service"
 
 conf=$(heal_config 'services = ( { name = "always"; unit = "always.service"; address = "127.0.0.1"; port = 8082;
         check = { type = "http"; path = "/health"; interval = "100ms"; timeout = "100ms"; rise = 1; fall = 3; };

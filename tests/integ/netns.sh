@@ -17,6 +17,9 @@
 #                                    $NETNS_KEYRING, when set, is cluster.keyring
 #   netns_start_agentd NAME [CONF]   agentd on the host (log: $T/agentd-NAME.log,
 #                                    socket: $T/NAME/ctl.sock); waits until it answers
+#   netns_start_agentds NAME...      netns_start_agentd on each host, in order
+#   netns_cluster_start SEED NAME... adds the hosts, writes each a config joining
+#                                    through SEED and starts their agents
 #   netns_pid NAME / netns_socket NAME
 #   netns_ctl NAME ARGS...           agentctl against NAME's agent
 #   netns_kill9 / netns_term / netns_pause / netns_resume NAME
@@ -226,6 +229,30 @@ netns_start_agentd() {
         fail "agentd on $name did not answer on $sock within 20 s"
 }
 
+# netns_start_agentds NAME...: starts the agents of the hosts one by one.
+netns_start_agentds() {
+        local h
+        for h in "$@"; do
+                netns_start_agentd "$h"
+        done
+}
+
+# netns_cluster_start SEED NAME...: the usual cluster of the gossip tests:
+# adds the hosts, writes each a config that joins through SEED (the seed's
+# own too; $NETNS_KEYRING, when set, is every host's keyring) and starts
+# their agents.
+netns_cluster_start() {
+        local seed=$1 h
+        shift
+        for h in "$@"; do
+                netns_host_add "$h"
+        done
+        for h in "$@"; do
+                netns_write_config "$h" "$seed" >/dev/null
+        done
+        netns_start_agentds "$@"
+}
+
 netns_forget_pid() {
         INTEG_PIDS=$(echo "$INTEG_PIDS" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' ')
         rm -f "$NETNS_DIR/$2/pid"
@@ -382,6 +409,18 @@ netns_wait_alive() {
                 sleep 0.1
         done
         return 1
+}
+
+# netns_expect_alive TIMEOUT_S N MESSAGE HOSTS...: netns_wait_alive, or
+# fails with MESSAGE after printing every host's member table to stderr.
+netns_expect_alive() {
+        local t=$1 want=$2 msg=$3 h
+        shift 3
+        netns_wait_alive "$t" "$want" "$@" && return 0
+        for h in "$@"; do
+                netns_ctl "$h" members >&2
+        done
+        fail "$msg"
 }
 
 # netns_wait_jq TIMEOUT_S NAME FILTER ARGS...: polls `agentctl --json ARGS`

@@ -134,6 +134,7 @@ enum pkt_kind {
         PKT_UDP,
         PKT_TCP,        /* a push-pull frame, reliable */
         PKT_TCP_FAIL,   /* the exchange's timer: fails it unless the answer came */
+        PKT_APP,        /* an opaque datagram of the scenario's own protocol (sim_app_send) */
 };
 
 struct sim_pkt {
@@ -227,6 +228,9 @@ struct sim {
         size_t ring_next;
         uint64_t ring_total;
         int trace_level;
+
+        struct sim_app_ops app;
+        void *app_ud;
 
         bool failed;
         char fail_reason[512];
@@ -519,7 +523,13 @@ static void node_reschedule(struct sim *s, uint32_t i) {
 
         if (n->state != SIM_NODE_UP)
                 return;
-        d = core_deadline(s, i);
+        d = n->m ? core_deadline(s, i) : UINT64_MAX;
+        if (s->app.deadline) {
+                uint64_t a = s->app.deadline(s, i, s->app_ud);
+
+                if (a < d)
+                        d = a;
+        }
         if (d == UINT64_MAX)
                 return;
         if (d < s->now)
@@ -685,6 +695,10 @@ static void trace_packet(const struct sim *s, const struct sim_pkt *p) {
                 fprintf(stderr, "push-pull exchange timer\n");
                 return;
         }
+        if (p->kind == PKT_APP) {
+                fprintf(stderr, "app message, %zu bytes\n", p->len);
+                return;
+        }
         if (p->kind == PKT_TCP) {
                 if (p->len < WIRE_FRAME_HEADER_SIZE ||
                     wire_pushpull_open(p->data + WIRE_FRAME_HEADER_SIZE, p->len - WIRE_FRAME_HEADER_SIZE, &h, &r) < 0)
@@ -711,6 +725,13 @@ static void trace_packet(const struct sim *s, const struct sim_pkt *p) {
 static void node_receive(struct sim *s, uint32_t i, struct sim_pkt *p) {
         if (s->trace_level > 1)
                 trace_packet(s, p);
+        if (p->kind == PKT_APP) {
+                s->st.app_delivered++;
+                if (s->app.receive)
+                        s->app.receive(s, i, p->from, p->data, p->len, s->app_ud);
+                node_reschedule(s, i);
+                return;
+        }
         if (p->kind == PKT_TCP_FAIL || (p->kind == PKT_TCP && p->reply)) {
                 /* Whichever of the answer and the timer comes first ends the exchange. */
                 if (!s->conn_open[p->conn]) {
@@ -746,17 +767,24 @@ static void deliver(struct sim *s, struct sim_pkt *p) {
 
         if (n->state == SIM_NODE_CRASHED || n->state == SIM_NODE_OFF) {
                 s->st.udp_dropped_dead += p->kind == PKT_UDP;
+                s->st.app_dropped += p->kind == PKT_APP;
                 free(p);
                 return;
         }
-        if (p->kind == PKT_UDP && !p->injected && !sim_can_talk(s, p->from, p->to)) {
-                s->st.udp_partitioned++;
+        if ((p->kind == PKT_UDP || p->kind == PKT_APP) && !p->injected && !sim_can_talk(s, p->from, p->to)) {
+                if (p->kind == PKT_UDP)
+                        s->st.udp_partitioned++;
+                else
+                        s->st.app_dropped++;
                 free(p);
                 return;
         }
         if (n->state == SIM_NODE_PAUSED) {
-                if (p->kind == PKT_UDP && n->n_queue >= SIM_PAUSE_QUEUE_MAX) {
-                        s->st.udp_queue_full++;
+                if ((p->kind == PKT_UDP || p->kind == PKT_APP) && n->n_queue >= SIM_PAUSE_QUEUE_MAX) {
+                        if (p->kind == PKT_UDP)
+                                s->st.udp_queue_full++;
+                        else
+                                s->st.app_dropped++;
                         free(p);
                         return;
                 }
@@ -792,8 +820,12 @@ static void wake(struct sim *s, uint32_t i) {
                 n->spin_count = 0;
         }
         s->st.ticks++;
-        core_tick(s, i);
-        core_drain(s, i);
+        if (n->m) {
+                core_tick(s, i);
+                core_drain(s, i);
+        }
+        if (s->app.tick && n->state == SIM_NODE_UP)
+                s->app.tick(s, i, s->app_ud);
         node_reschedule(s, i);
 }
 
@@ -841,6 +873,11 @@ int sim_start(struct sim *s, uint32_t i, int64_t join) {
 
         if (i >= s->n || n->state != SIM_NODE_OFF || (join >= 0 && (uint64_t)join >= s->n))
                 return -EINVAL;
+        if (s->p.app_only) {
+                n->state = SIM_NODE_UP;
+                node_reschedule(s, i);
+                return 0;
+        }
         r = core_new(s, i);
         if (r < 0)
                 return r;
@@ -862,6 +899,49 @@ void sim_crash(struct sim *s, uint32_t i) {
         for (size_t k = 0; k < n->n_queue; k++)
                 free(n->queue[k]);
         n->n_queue = 0;
+}
+
+int sim_restart(struct sim *s, uint32_t i) {
+        struct sim_node *n = &s->node[i];
+
+        if (!s->p.app_only)
+                return -EOPNOTSUPP;
+        if (i >= s->n || n->state != SIM_NODE_CRASHED)
+                return -EINVAL;
+        sim_note(s, "restart %s", n->name);
+        n->state = SIM_NODE_UP;
+        n->wake_queued = false;
+        node_reschedule(s, i);
+        return 0;
+}
+
+void sim_on_app(struct sim *s, const struct sim_app_ops *ops, void *userdata) {
+        s->app = ops ? *ops : (struct sim_app_ops) { 0 };
+        s->app_ud = userdata;
+}
+
+void sim_app_reschedule(struct sim *s, uint32_t i) {
+        node_reschedule(s, i);
+}
+
+uint64_t sim_local_now(const struct sim *s, uint32_t i) {
+        return s->now + s->node[i].clock_offset;
+}
+
+/* Like a UDP packet: latency, jitter, loss and partitions apply; no replay window, no tap. */
+void sim_app_send(struct sim *s, uint32_t from, uint32_t to, const void *buf, size_t len) {
+        struct sim_pkt *p;
+
+        if (from >= s->n || to >= s->n)
+                return;
+        s->st.app_sent++;
+        if (!sim_can_talk(s, from, to) || (s->p.loss > 0.0 && sim_rng_double(&s->net_rng) < s->p.loss)) {
+                s->st.app_dropped++;
+                return;
+        }
+        p = pkt_new(from, to, PKT_APP, buf, len);
+        p->sent_at = s->now;
+        heap_push(s, (struct sim_ev) { .at = s->now + link_latency(s, from, to), .kind = EV_DELIVER, .node = to, .pkt = p });
 }
 
 void sim_pause(struct sim *s, uint32_t i) {

@@ -129,6 +129,7 @@ struct sim_params {
         uint64_t conn_timeout_us;       /* a push-pull exchange without an answer by then has failed */
         const char *profile;            /* membership timing profile name, NULL: the default ("lan") */
         bool replay_window;             /* receivers run src/core/replay.c on envelope stamps, as the agent does */
+        bool app_only;                  /* no membership cores: nodes run only the scenario's sim_app_ops */
 };
 
 /* Sensible LAN-like network: 100-300 µs links, 100 µs jitter, no loss. */
@@ -187,6 +188,34 @@ void sim_inject(struct sim *s, const struct sim_packet_info *pkt);
  * (0 or -errno).
  */
 int sim_deliver_now(struct sim *s, const struct sim_packet_info *pkt);
+
+/*
+ * A scenario's own protocol on the simulated nodes (e.g. the election core),
+ * alongside or (params.app_only) instead of the membership cores. Messages
+ * are opaque datagrams over the same links as UDP: latency, jitter, loss,
+ * partitions, paused receivers' bounded queues and crashed receivers apply.
+ * deadline() returns the node's next timer in VIRTUAL time (UINT64_MAX:
+ * none); tick() runs when it is due; receive() gets each datagram. After
+ * each callback the node's wakeup is rescheduled; a scenario that changes a
+ * node's timers outside a callback calls sim_app_reschedule(). Callbacks
+ * only run for up nodes; a resumed node gets tick() first, then its queue.
+ */
+struct sim_app_ops {
+        void (*receive)(struct sim *s, uint32_t to, uint32_t from, const uint8_t *buf, size_t len, void *userdata);
+        void (*tick)(struct sim *s, uint32_t i, void *userdata);
+        uint64_t (*deadline)(struct sim *s, uint32_t i, void *userdata);
+};
+void sim_on_app(struct sim *s, const struct sim_app_ops *ops, void *userdata);
+void sim_app_send(struct sim *s, uint32_t from, uint32_t to, const void *buf, size_t len);
+void sim_app_reschedule(struct sim *s, uint32_t i);
+/* Node i's CLOCK_MONOTONIC (virtual time + its private offset). */
+uint64_t sim_local_now(const struct sim *s, uint32_t i);
+/*
+ * Brings a crashed node back up (app_only simulations: the scenario reloads
+ * the node's state from what it persisted). -EOPNOTSUPP with membership
+ * cores, -EINVAL when the node is not crashed.
+ */
+int sim_restart(struct sim *s, uint32_t i);
 
 /* Runs events up to and including time t, then sets the clock to t. */
 void sim_run_until(struct sim *s, uint64_t t);
@@ -254,6 +283,7 @@ struct sim_stats {
         uint64_t to_suspect, to_dead, to_alive_from_suspect, to_alive_from_dead, to_left;
         uint64_t false_dead;            /* an up node marked dead while nothing kept it from being heard */
         uint64_t refutations;           /* a node raised its own incarnation */
+        uint64_t app_sent, app_delivered, app_dropped; /* sim_app_send() datagrams */
 };
 const struct sim_stats *sim_stats(const struct sim *s);
 

@@ -450,6 +450,63 @@ static void test_ping_answer(void) {
 }
 
 /*
+ * A ping from an address no member has: after exactly 10 probe intervals
+ * (2 s in lan) of still not knowing it, one push-pull with that address;
+ * none when the prober became known meanwhile; none for a stranger noted
+ * within 2 s after the last check (the rate limit).
+ */
+static void test_stranger_pushpull(void) {
+        struct capture *c = cap_new();
+        struct membership *m = core_with(NULL, 0, c);
+        struct membership_counters k;
+        uint64_t t = T0 + MS, t2;
+
+        cap_reset(c);
+        send_simple(m, t, 7005, WIRE_MSG_PING, 1, "a", 0);
+        drain(m, c);
+        CU_ASSERT_EQUAL(c->n_send, 1);
+        CU_ASSERT_EQUAL(c->n_pushpull, 0);
+        run_core(m, c, t, t + 2 * SEC - 1);
+        CU_ASSERT_EQUAL(c->n_pushpull, 0);
+        run_core(m, c, t + 2 * SEC - 1, t + 2 * SEC);
+        CU_ASSERT_EQUAL_FATAL(c->n_pushpull, 1);
+        CU_ASSERT_EQUAL(port_of(&c->pushpull[0]), 7005);
+        CU_ASSERT_FALSE(c->pushpull_join[0]);
+        membership_get_counters(m, &k);
+        CU_ASSERT_EQUAL(k.strangers_synced, 1);
+
+        /* Inside the rate limit: not even noted. */
+        cap_reset(c);
+        send_simple(m, t + 2 * SEC + MS, 7006, WIRE_MSG_PING, 2, "a", 0);
+        drain(m, c);
+        run_core(m, c, t + 2 * SEC + MS, t + 4 * SEC - MS);
+        CU_ASSERT_EQUAL(c->n_pushpull, 0);
+
+        /*
+         * Noted, then its alive arrives before the check: no push-pull
+         * (settle() answers our pings of it, so it stays alive).
+         */
+        t2 = t + 4 * SEC;
+        send_simple(m, t2, 7006, WIRE_MSG_PING, 3, "a", 0);
+        drain(m, c);
+        feed(m, t2 + SEC, WIRE_STATE_ALIVE, "c", 7006, 1, NULL);
+        drain(m, c);
+        t2 = settle(m, c, t2 + SEC);
+        membership_get_counters(m, &k);
+        CU_ASSERT_EQUAL(k.strangers_synced, 1);
+
+        /* A known prober is never a stranger. */
+        send_simple(m, t2, 7006, WIRE_MSG_PING, 4, "a", 0);
+        drain(m, c);
+        settle(m, c, t2);
+        membership_get_counters(m, &k);
+        CU_ASSERT_EQUAL(k.strangers_synced, 1);
+        CU_ASSERT_EQUAL(k.pushpulls_started, 1);
+        free(c);
+        membership_free(m);
+}
+
+/*
  * The full failure path with exact times: no ack -> ping-req through the two
  * other members at +100ms -> one nack -> suspect at +200ms -> dead exactly
  * one suspicion timeout later (n = 3: k = 0, so timeout = min = 2 * 200ms).
@@ -1474,6 +1531,7 @@ static CU_TestInfo config_tests[] = {
 static CU_TestInfo core_tests[] = {
         { "probe and ack", test_probe_ack },
         { "ping answered", test_ping_answer },
+        { "an unknown prober gets a push-pull", test_stranger_pushpull },
         { "suspect, then dead at the exact time", test_suspect_then_dead },
         { "suspicion timeout shrinks with confirmations", test_suspicion_confirmations },
         { "refutation raises the incarnation", test_refutation },
