@@ -526,6 +526,7 @@ void election_tick(struct election *e, uint64_t now) {
                 }
                 if (now >= e->next_heartbeat)
                         send_round(e, now);
+                flush_persist(e);
                 return;
         }
         if (now < e->election_deadline)
@@ -545,6 +546,7 @@ void election_tick(struct election *e, uint64_t now) {
                 return;
         }
         start_pre_vote(e, now);
+        flush_persist(e);
 }
 
 static int on_pre_vote_req(struct election *e, const struct member *from, const struct election_msg *m,

@@ -1,7 +1,8 @@
 /*
  * Active health checks (tcp, http, exec) in the libev loop. One attempt at a
  * time per probe; each attempt owns at most one socket or one child process
- * and one response buffer, all released before the callback runs.
+ * and one response buffer, all released before the callback runs (except a
+ * response buffer of at most PROBE_BUF_KEEP bytes, kept for the next attempt).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +28,15 @@ extern char **environ;
 
 /* How long a SIGKILLed exec child gets to be reaped before the attempt is reported anyway. */
 #define PROBE_REAP_GRACE 1.0
+
+/*
+ * The response buffer starts this small and doubles up to max_response + 1
+ * only when a response is that long: health answers are mostly a few hundred
+ * bytes. A buffer this size is kept between attempts, so a probe that runs
+ * every interval allocates nothing and the heap does not grow and shrink
+ * (brk calls and page faults) with every round of checks.
+ */
+#define PROBE_BUF_KEEP 1024u
 
 enum stage {
         STAGE_IDLE,
@@ -71,7 +81,9 @@ struct probe {
         pid_t pid;
         size_t sent;
         char *buf;
+        size_t cap;             /* bytes allocated at buf */
         size_t len;
+        bool reset_on_close;    /* a complete response was read: close with a reset (see teardown) */
 
         /* a result waiting to be delivered (STAGE_DEFERRED, STAGE_KILLED) */
         bool ok;
@@ -290,9 +302,24 @@ static void teardown(struct probe *p) {
         ev_io_stop(p->loop, &p->io);
         ev_timer_stop(p->loop, &p->timer);
         if (p->fd >= 0) {
+                /*
+                 * Once the whole response is in, nothing more is to be said on
+                 * the connection: an abortive close (a reset rather than a FIN)
+                 * spares both ends the closing handshake, and whichever end
+                 * closed first the TIME_WAIT socket it would keep for a minute
+                 * after every check. It is safe for a health check because the
+                 * server has already sent its whole answer and we want nothing
+                 * more: at worst it sees "connection reset" on a socket it was
+                 * about to close. Never done before the response is complete,
+                 * so no request or answer is cut short.
+                 */
+                if (p->reset_on_close)
+                        (void) setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &(struct linger) { .l_onoff = 1, .l_linger = 0 },
+                                          sizeof(struct linger));
                 close(p->fd);
                 p->fd = -1;
         }
+        p->reset_on_close = false;
         if (p->pid > 0) {
                 if (ev_is_pending(&p->child)) {
                         /* libev already reaped it; the exit status is simply not wanted any more. */
@@ -306,8 +333,11 @@ static void teardown(struct probe *p) {
                 ev_child_stop(p->loop, &p->child);
                 p->pid = 0;
         }
-        free(p->buf);
-        p->buf = NULL;
+        if (p->cap > PROBE_BUF_KEEP) {
+                free(p->buf);
+                p->buf = NULL;
+                p->cap = 0;
+        }
         p->len = 0;
         p->sent = 0;
         p->stage = STAGE_IDLE;
@@ -579,20 +609,46 @@ static void judge_response(struct probe *p, const struct response *resp) {
 
 /* --- socket I/O ------------------------------------------------------------------- */
 
+/* Makes room for more of the response: doubles the buffer, up to max_response + 1 bytes. */
+static int grow_buffer(struct probe *p) {
+        /* One byte of room past the cap tells "exactly the cap" from "more than the cap". */
+        size_t limit = p->max_response + 1, cap;
+        char *b;
+
+        if (p->cap >= limit)
+                return -EFBIG;
+        cap = p->cap ? p->cap * 2 : PROBE_BUF_KEEP;
+        if (cap > limit)
+                cap = limit;
+        b = realloc(p->buf, cap);
+        if (!b)
+                return -ENOMEM;
+        p->buf = b;
+        p->cap = cap;
+        return 0;
+}
+
 static void on_readable(struct probe *p) {
         struct response resp;
         enum parse_result r;
         bool eof = false;
 
         for (;;) {
-                /* One byte of room past the cap tells "exactly the cap" from "more than the cap". */
-                size_t room = p->max_response + 1 - p->len;
+                size_t room;
                 ssize_t n;
 
-                if (room == 0) {
-                        finish_with(p, false, 0, "response too large");
-                        return;
+                if (p->len == p->cap) {
+                        int g = grow_buffer(p);
+                        if (g == -EFBIG) {
+                                finish_with(p, false, 0, "response too large");
+                                return;
+                        }
+                        if (g < 0) {
+                                finish_with(p, false, 0, "recv: %s", strerror(-g));
+                                return;
+                        }
                 }
+                room = p->cap - p->len;
                 n = recv(p->fd, p->buf + p->len, room, 0);
                 if (n < 0) {
                         if (errno == EINTR)
@@ -612,6 +668,15 @@ static void on_readable(struct probe *p) {
                         break;
                 }
                 p->len += (size_t) n;
+                /*
+                 * A stream socket hands over all it holds, up to the room
+                 * given: less than that means it is drained for now. Judging
+                 * here saves the recv() that would only say EAGAIN; when the
+                 * response is not complete yet, the socket stays watched and
+                 * the rest (or the close) is read when it comes.
+                 */
+                if ((size_t) n < room)
+                        break;
         }
 
         if (p->len > p->max_response) {
@@ -626,6 +691,7 @@ static void on_readable(struct probe *p) {
         r = parse_response(p, eof, &resp);
         switch (r) {
         case PARSE_DONE:
+                p->reset_on_close = true;
                 judge_response(p, &resp);
                 return;
         case PARSE_MALFORMED:
@@ -690,26 +756,74 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
                 on_writable(p);
 }
 
+/* Watches the socket for what the current stage waits for. */
+static void watch_socket(struct probe *p, int events) {
+        ev_io_set(&p->io, p->fd, events);
+        ev_io_start(p->loop, &p->io);
+}
+
+/*
+ * The request goes out at once when the connection is already up, which on
+ * loopback and most LANs it is by the time connect() returns: that saves a
+ * loop wakeup, the SO_ERROR query and a change of the watched events per
+ * check. send() on a socket still connecting says EAGAIN (then writability
+ * tells when, as usual); on one whose connect failed it returns that error.
+ * Returns 0 or a negative errno (of the send when the stage is STAGE_SENDING,
+ * else of the connect).
+ */
+static int send_early(struct probe *p) {
+        ssize_t n;
+
+        do
+                n = send(p->fd, p->request, p->request_len, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                        p->stage = STAGE_CONNECTING;
+                        watch_socket(p, EV_WRITE);
+                        return 0;
+                }
+                /*
+                 * Mostly the connect's own failure (refused, unreachable, ...),
+                 * reported as one; a connection that came up and was dropped
+                 * at once fails the send (the stage tells probe_start()).
+                 */
+                if (errno == EPIPE || errno == ECONNRESET)
+                        p->stage = STAGE_SENDING;
+                return -errno;
+        }
+        p->sent = (size_t) n;
+        if (p->sent < p->request_len) {
+                p->stage = STAGE_SENDING;
+                watch_socket(p, EV_WRITE);
+                return 0;
+        }
+        p->stage = STAGE_READING;
+        watch_socket(p, EV_READ);
+        return 0;
+}
+
 static int start_socket(struct probe *p) {
         int r;
 
         p->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (p->fd < 0)
                 return -errno;
-        if (p->type == PROBE_HTTP) {
-                p->buf = malloc(p->max_response + 1);
-                if (!p->buf)
-                        return -ENOMEM;
+        if (p->type == PROBE_HTTP && !p->buf) {
+                r = grow_buffer(p);
+                if (r < 0)
+                        return r;
         }
         do
                 r = connect(p->fd, (struct sockaddr *) &p->addr, p->addrlen);
         while (r < 0 && errno == EINTR);
         if (r < 0 && errno != EINPROGRESS)
                 return -errno;
+        if (p->type == PROBE_HTTP)
+                return send_early(p);
         /* Connected at once or not, writability says when; SO_ERROR tells which. */
         p->stage = STAGE_CONNECTING;
-        ev_io_set(&p->io, p->fd, EV_WRITE);
-        ev_io_start(p->loop, &p->io);
+        watch_socket(p, EV_WRITE);
         return 0;
 }
 
@@ -854,13 +968,13 @@ int probe_start(struct probe *p) {
         } else {
                 r = start_socket(p);
                 if (r < 0) {
+                        const char *what = p->stage == STAGE_SENDING ? "send" : "connect";
+
                         if (p->fd >= 0) {
                                 close(p->fd);
                                 p->fd = -1;
                         }
-                        free(p->buf);
-                        p->buf = NULL;
-                        set_result(p, false, 0, "connect: %s", strerror(-r));
+                        set_result(p, false, 0, "%s: %s", what, strerror(-r));
                         defer(p);
                         return 0;
                 }
@@ -882,6 +996,7 @@ void probe_free(struct probe *p) {
         if (!p)
                 return;
         probe_cancel(p);
+        free(p->buf);
         free(p->request);
         free(p->expect_body);
         free(p->command);

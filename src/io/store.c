@@ -288,10 +288,29 @@ static int query_text(sqlite3 *db, const char *sql, char *buf, size_t size, cons
         return r;
 }
 
+/*
+ * By default every connection starts with a bulk allocation for 20 cache
+ * pages (about 85 KiB) whether it ever reads that many: the agent's one
+ * connection to a small database would keep most of it resident for
+ * nothing. Without it, pages are allocated one by one as the cache fills,
+ * up to the same cache_size. Only possible before SQLite initialises;
+ * afterwards (someone else in the process opened a database first) the call
+ * fails harmlessly and the default stays.
+ */
+static void configure_sqlite(void) {
+        static bool done = false;
+
+        if (done)
+                return;
+        done = true;
+        (void) sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
+
 static int open_db(const char *name, int flags, const char *path, sqlite3 **ret, char **err) {
         sqlite3 *db = NULL;
         int rc;
 
+        configure_sqlite();
         rc = sqlite3_open_v2(name, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc != SQLITE_OK) {
                 int r = errno_from_sqlite(db, rc);
@@ -365,7 +384,7 @@ static int precreate(const char *path, char **err) {
  * could not run: a locked or unreadable file is not a corrupt one and must
  * not be moved aside.
  */
-static int check_integrity(sqlite3 *db, const char *path, char *reason, size_t size, char **err) {
+static int run_quick_check(sqlite3 *db, const char *path, char *reason, size_t size, char **err) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
@@ -396,6 +415,30 @@ static int check_integrity(sqlite3 *db, const char *path, char *reason, size_t s
                 r = errno_from_sqlite(db, rc);
         }
         sqlite3_finalize(st);
+        return r;
+}
+
+/*
+ * The check reads every page of the file once. With the normal cache
+ * (cache_size, 2 MiB by default) it would leave the cache full of pages the
+ * agent, which mostly appends, does not read again, and the heap grown to
+ * match for good: a database of a few MiB cost the agent over 1 MiB of RSS.
+ * A small cache (256 KiB) for the check, the previous size back afterwards (both best
+ * effort: a file too damaged to answer the pragma is the check's to report).
+ */
+static int check_integrity(sqlite3 *db, const char *path, char *reason, size_t size, char **err) {
+        char sql[64];
+        int64_t cache = 0;
+        bool restore;
+        int r;
+
+        restore = query_int(db, "PRAGMA cache_size", &cache, path, NULL, NULL) == 0 &&
+                  sqlite3_exec(db, "PRAGMA cache_size = -256", NULL, NULL, NULL) == SQLITE_OK;
+        r = run_quick_check(db, path, reason, size, err);
+        if (restore) {
+                snprintf(sql, sizeof(sql), "PRAGMA cache_size = %lld", (long long) cache);
+                (void) sqlite3_exec(db, sql, NULL, NULL, NULL);
+        }
         return r;
 }
 
@@ -669,6 +712,14 @@ int store_open(const char *dir, enum store_sync sync, struct store **ret,
         r = prepare_statements(s, &err);
         if (r < 0)
                 goto fail;
+        /*
+         * The integrity check has just read every page of the file through
+         * the page cache (up to cache_size, 2 MiB by default): pages the
+         * running agent, which mostly appends, will not read again soon.
+         * Hand them back now rather than keep them resident for good; the
+         * cache refills with what is actually used.
+         */
+        (void) sqlite3_db_release_memory(s->db);
 
         info.to_version = STORE_SCHEMA_VERSION;
         free(err);

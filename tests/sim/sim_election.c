@@ -56,6 +56,14 @@ struct payload {
         struct election_msg msg;
 };
 
+/* Heartbeats kept for replaying late: the orders fencing must refuse. */
+#define REPLAY_RING 256
+
+struct replay_rec {
+        uint32_t from;
+        struct payload pl;
+};
+
 struct enode {
         struct election *e;
         bool stale_input;               /* processed a message sent before the current partition */
@@ -84,6 +92,8 @@ struct run {
         /* Figures. */
         uint64_t calm_with_leader, bounces;
         uint64_t elections, heartbeats_accepted, stale_rejected, crashes, restarts, pauses, partitions;
+        struct replay_rec replay[REPLAY_RING];
+        uint64_t n_replay, replayed;
         uint64_t *ttl;                  /* time to leader after each calm */
         size_t n_ttl, cap_ttl;
 };
@@ -226,6 +236,9 @@ static void drain(uint32_t i) {
                                 struct payload pl = { .sent_at = sim_now(R.s), .msg = o[k].msg };
 
                                 sim_app_send(R.s, i, (uint32_t)to, &pl, sizeof(pl));
+                                /* Keep one heartbeat per round or so, spread over the run. */
+                                if (pl.msg.type == ELECTION_MSG_HEARTBEAT && pl.msg.round % 8 == 1 && to == 0)
+                                        R.replay[R.n_replay++ % REPLAY_RING] = (struct replay_rec) { .from = i, .pl = pl };
                         }
                         break;
                 case ELECTION_OUT_EVENT:
@@ -459,7 +472,18 @@ static void chaos_step(void) {
         }
         else if (dice < 72)
                 sim_set_loss(R.s, (double)sim_rng_below(rng, 20) / 100.0);
-        else if (dice < 80) {
+        else if (dice < 76 && R.n_replay) {
+                /* A long-delayed heartbeat, usually of an old term, reaches some node now. */
+                struct replay_rec *rr = &R.replay[sim_rng_below(rng, R.n_replay < REPLAY_RING ? R.n_replay : REPLAY_RING)];
+                struct payload pl = rr->pl;
+                uint32_t to = (uint32_t)sim_rng_below(rng, R.n);
+
+                pl.sent_at = sim_now(R.s);
+                if (to != rr->from) {
+                        sim_app_send(R.s, rr->from, to, &pl, sizeof(pl));
+                        R.replayed++;
+                }
+        } else if (dice < 82) {
                 /* A correlated failure: a majority of voters crash and come straight back. */
                 for (uint32_t k = 0; k < R.voters / 2 + 1; k++) {
                         uint32_t v = (uint32_t)sim_rng_below(rng, R.voters);
@@ -534,11 +558,12 @@ static int run_cluster(uint64_t seed, uint32_t voters, uint32_t nonvoters, uint6
                 printf("sim_election: %u voters + %u non-voters, %" PRIu64 " s: %" PRIu64 " elections, max term %" PRIu64
                        ", %" PRIu64 " calms: %zu leaderless, time to leader p50 %.3f s p99 %.3f s max %.3f s; %" PRIu64
                        " crashes, %" PRIu64 " restarts (%" PRIu64 " majority bounces), %" PRIu64 " pauses, %" PRIu64
-                       " partitions; %" PRIu64 " orders acted on, %" PRIu64 " stale rejected\n",
+                       " partitions; %" PRIu64 " orders acted on, %" PRIu64 " old heartbeats replayed, %" PRIu64
+                       " stale messages rejected\n",
                        voters, nonvoters, duration / SEC, R.elections, max_term(), R.n_ttl + R.calm_with_leader, R.n_ttl,
                        (double)p50 / 1e6,
                        (double)p99 / 1e6, (double)sim_percentile(R.ttl, R.n_ttl, 100) / 1e6, R.crashes, R.restarts,
-                       R.bounces, R.pauses, R.partitions, R.heartbeats_accepted, R.stale_rejected);
+                       R.bounces, R.pauses, R.partitions, R.heartbeats_accepted, R.replayed, R.stale_rejected);
         }
         for (uint32_t i = 0; i < R.n; i++)
                 election_free(R.node[i].e);

@@ -94,9 +94,22 @@ static void pump(void) {
 
 /* Runs every core's timers in deadline order up to t. */
 static void run_until(uint64_t t) {
+        uint64_t spin_at = 0, spins = 0;
+
         for (;;) {
                 int best = -1;
                 uint64_t d = UINT64_MAX;
+
+                /* A core whose deadline never moves would hang the test: fail it instead. */
+                if (cl.now == spin_at) {
+                        if (++spins == 100000) {
+                                CU_FAIL("a core ticks forever at the same instant");
+                                break;
+                        }
+                } else {
+                        spin_at = cl.now;
+                        spins = 0;
+                }
 
                 for (size_t i = 0; i < cl.n; i++)
                         if (cl.up[i] && election_next_deadline(cl.c[i]) < d) {
