@@ -122,6 +122,7 @@ int agentctl_version(struct agentctl *ctl, int argc, char **argv);
 int agentctl_events(struct agentctl *ctl, int argc, char **argv);
 int agentctl_reload(struct agentctl *ctl, int argc, char **argv);
 int agentctl_members(struct agentctl *ctl, int argc, char **argv);
+int agentctl_leader(struct agentctl *ctl, int argc, char **argv);
 int agentctl_force_leave(struct agentctl *ctl, int argc, char **argv);
 int agentctl_services(struct agentctl *ctl, int argc, char **argv);
 int agentctl_breakers(struct agentctl *ctl, int argc, char **argv);

@@ -33,6 +33,8 @@ static const struct agentctl_verb verbs[] = {
           "restart a supervised unit through systemd (root or admin group)" },
         { "members", agentctl_members, "",
           "show the cluster's members: address, state, incarnation, last change, RTT" },
+        { "leader", agentctl_leader, "",
+          "show the cluster's leader, term, election state and quorum" },
         { "force-leave", agentctl_force_leave, "NODE",
           "mark a member that will not come back as left (root or admin group)" },
         { "reload",  agentctl_reload,  "",

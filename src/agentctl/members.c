@@ -104,6 +104,49 @@ int agentctl_members(struct agentctl *ctl, int argc, char **argv) {
 }
 
 /*
+ * agentctl leader: who leads in which term, and whether a quorum of voters
+ * is there to elect or keep one. --json prints the daemon's data as is.
+ */
+int agentctl_leader(struct agentctl *ctl, int argc, char **argv) {
+        _cleanup_table_ struct output_table *t = NULL;
+        const json_t *q;
+        json_int_t term = 0, have = 0, need = 0;
+        const char *leader;
+        json_t *data = NULL;
+        int r;
+
+        r = agentctl_fetch(ctl, argc, argv, "leader", &data);
+        if (r != AGENTCTL_CONTINUE)
+                return r;
+        if (ctl->json) {
+                r = output_json(data, false);
+                json_decref(data);
+                return agentctl_exit_status(r);
+        }
+        leader = output_field_str(data, "leader");
+        (void) output_field_int(data, "term", &term);
+        q = json_object_get(data, "quorum");
+        r = output_table_new(2, NULL, &t);
+        if (r == 0)
+                r = output_kv(t, "leader", "%s", leader ? leader : "none");
+        if (r == 0)
+                r = output_kv(t, "term", "%" JSON_INTEGER_FORMAT, term);
+        if (r == 0)
+                r = output_kv(t, "state", "%s", output_field_str(data, "state") ? output_field_str(data, "state") : "-");
+        if (r == 0 && output_field_int(q, "have", &have) && output_field_int(q, "need", &need))
+                r = output_kv(t, "quorum", "%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " needed%s", have,
+                              need, have < need ? " (lost)" : "");
+        if (r == 0)
+                r = output_kv(t, "voter", "%s", json_is_true(json_object_get(data, "voter")) ? "yes" : "no");
+        if (r == 0)
+                r = output_kv(t, "active", "%s", json_is_true(json_object_get(data, "active")) ? "yes" : "no");
+        if (r == 0)
+                r = output_table_flush(t, stdout);
+        json_decref(data);
+        return agentctl_exit_status(r);
+}
+
+/*
  * The daemon refuses a node it does not know, and itself, with
  * invalid_argument; agentctl relays that as it is.
  */

@@ -105,6 +105,17 @@ static int add_control(struct output_table *t, const json_t *data) {
         return output_kv(t, "control", "%s", line);
 }
 
+/* "3 of 5 voters alive, 3 needed": why there is or is not a leader. */
+static int add_quorum(struct output_table *t, const json_t *data) {
+        const json_t *q = json_object_get(data, "quorum");
+        json_int_t have, need;
+
+        if (!output_field_int(q, "have", &have) || !output_field_int(q, "need", &need))
+                return 0;
+        return output_kv(t, "quorum", "%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT " needed%s", have, need,
+                         have < need ? " (lost)" : "");
+}
+
 /* "4 alive, 1 dead (12 packets rejected)": the cluster at a glance. */
 static int add_members(struct output_table *t, const json_t *data) {
         static const char *const states[] = { "alive", "suspect", "dead", "left" };
@@ -152,6 +163,7 @@ static int print_status(const json_t *data) {
             (r = add_state(t, data)) < 0 ||
             (r = output_kv(t, "leader", "%s", json_is_string(leader) ? json_string_value(leader) : "none")) < 0 ||
             (r = output_kv(t, "term", "%s", int_field(data, "term", b1, sizeof(b1)))) < 0 ||
+            (r = add_quorum(t, data)) < 0 ||
             (r = output_kv(t, "version", "%s", str_field(data, "version"))) < 0 ||
             (r = output_kv(t, "pid", "%s", int_field(data, "pid", b2, sizeof(b2)))) < 0 ||
             (r = add_uptime(t, data)) < 0 ||

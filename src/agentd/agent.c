@@ -18,6 +18,7 @@
 #include "agentd/agent.h"
 #include "agentd/supervisor.h"
 #include "agentd/gossip.h"
+#include "agentd/leader.h"
 #include "common/ctlproto.h"
 #include "core/event.h"
 #include "io/ctl.h"
@@ -48,6 +49,7 @@ struct agent {
         /* hook: module pointers (supervisor, gossip) */
         struct supervisor *supervisor;
         struct gossip *gossip;
+        struct leader *leader;
 
         ev_signal sigterm;
         ev_signal sigint;
@@ -328,7 +330,8 @@ static json_t *verb_status_fn(struct agent *a, const struct ctl_caller *caller, 
         if (json_object_size(args))
                 return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "status takes no arguments");
         st = verb_status(a);
-        if (st && a->gossip && gossip_status(a->gossip, st) < 0) {
+        if (st && ((a->gossip && gossip_status(a->gossip, st) < 0) ||
+                   (a->leader && leader_status(a->leader, st) < 0))) {
                 json_decref(st);
                 return NULL;
         }
@@ -364,6 +367,11 @@ static json_t *verb_force_leave_fn(struct agent *a, const struct ctl_caller *cal
         return gossip_verb_force_leave(a->gossip, args);
 }
 
+static json_t *verb_leader_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return leader_verb(a->leader, args);
+}
+
 static json_t *verb_services_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
         (void) caller;
         return supervisor_verb_services(a->supervisor, args);
@@ -391,6 +399,7 @@ static const struct {
         { "breakers", verb_breakers_fn },
         { "restart", verb_restart_fn },
         { "members", verb_members_fn },
+        { "leader", verb_leader_fn },
         { "force-leave", verb_force_leave_fn },
 };
 
@@ -637,6 +646,9 @@ int agent_new(const char *config_path, struct agentd_config *config, struct agen
         r = gossip_new(a, &a->gossip);
         if (r < 0)
                 goto fail;
+        r = leader_new(a, a->gossip, &a->leader);
+        if (r < 0)
+                goto fail;
 
         ev_signal_init(&a->sigterm, on_stop_signal, SIGTERM);
         ev_signal_init(&a->sigint, on_stop_signal, SIGINT);
@@ -695,6 +707,7 @@ void agent_free(struct agent *a) {
         }
         /* hook: module free (before the store and the loop go) */
         supervisor_free(a->supervisor);
+        leader_free(a->leader);
         gossip_free(a->gossip);
         ctl_free(a->ctl);
         store_free(a->store);

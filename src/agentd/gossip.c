@@ -94,6 +94,10 @@ struct gossip {
         struct pending_exchange pending[GOSSIP_PENDING_MAX];
         uint64_t next_cookie;
 
+        gossip_election_fn on_election;
+        gossip_change_fn on_change;
+        void *election_userdata;
+
         uint8_t body[GOSSIP_DATAGRAM_MAX];
         uint8_t packet[WIRE_BUDGET_MAX + CRYPTO_OVERHEAD_ENCRYPTED];
 };
@@ -409,6 +413,8 @@ static void arm_tick(struct gossip *g) {
  * input invalidates them), and then their own outputs are drained too.
  */
 static void gossip_drain(struct gossip *g) {
+        bool changed = false;
+
         for (int round = 0; round < 16; round++) {
                 const struct membership_output *outs;
                 struct wire_addr failed[GOSSIP_PENDING_MAX];
@@ -435,8 +441,10 @@ static void gossip_drain(struct gossip *g) {
                                 break;
                         case MEMBERSHIP_OUT_EVENT:
                                 emit_member_event(g, o);
+                                changed = true;
                                 break;
                         case MEMBERSHIP_OUT_PERSIST:
+                                changed = true;
                                 if (o->persist.what == MEMBERSHIP_PERSIST_SELF) {
                                         int r = persist_self(g, true);
 
@@ -458,6 +466,8 @@ static void gossip_drain(struct gossip *g) {
                         membership_pushpull_failed(g->m, now, &failed[i]);
         }
         arm_tick(g);
+        if (changed && g->on_change)
+                g->on_change(g->election_userdata);
         if (g->leaving && membership_leave_done(g->m))
                 ev_break(g->loop, EVBREAK_ALL);
 }
@@ -489,6 +499,11 @@ static void on_datagram(const uint8_t *buf, size_t len, const struct net_addr *f
                 return;
         if (!net_to_wire(from, &wfrom))
                 return;
+        if (wire_is_election(g->body, blen)) {
+                if (g->on_election)
+                        g->on_election(g->body, blen, g->election_userdata);
+                return;
+        }
         r = membership_receive_packet(g->m, util_now_mono_us(), &wfrom, g->body, blen);
         if (r < 0)
                 reject(g, GOSSIP_REJECT_MALFORMED, from);
@@ -849,6 +864,7 @@ int gossip_new(struct agent *a, struct gossip **ret) {
         _cleanup_free_ char *error = NULL;
         char addr[WIRE_ADDR_STRLEN];
         uint64_t incarnation = 0;
+        uint8_t meta[1];
         struct gossip *g;
         int r;
 
@@ -920,7 +936,9 @@ int gossip_new(struct agent *a, struct gossip **ret) {
         }
 
         rng = (struct membership_rng) { .next = rng_next, .ctx = g };
-        r = membership_new(&cfg, c->node_name, &self, incarnation, NULL, 0, &rng, &g->m);
+        meta[0] = !c->voter ? GOSSIP_META_ROLE_NONVOTER :
+                  c->role == CONFIG_ROLE_WITNESS ? GOSSIP_META_ROLE_WITNESS : GOSSIP_META_ROLE_VOTER;
+        r = membership_new(&cfg, c->node_name, &self, incarnation, meta, sizeof(meta), &rng, &g->m);
         if (r < 0) {
                 log_error("gossip: cannot start the membership core: %s", strerror(-r));
                 goto fail;
@@ -1115,4 +1133,28 @@ int gossip_status(struct gossip *g, json_t *status) {
         if (json_object_set_new(status, "gossip", gossip) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* ---- election transport --------------------------------------------------------- */
+
+void gossip_set_election_handlers(struct gossip *g, gossip_election_fn on_body, gossip_change_fn on_change,
+                                  void *userdata) {
+        g->on_election = on_body;
+        g->on_change = on_change;
+        g->election_userdata = userdata;
+}
+
+int gossip_send_to(struct gossip *g, const char *name, const uint8_t *body, size_t len) {
+        struct membership_member_info info;
+
+        if (membership_member_get(g->m, name, &info) < 0 || info.state == MEMBERSHIP_LEFT)
+                return -ENOENT;
+        if (!wire_addr_valid(&info.addr))
+                return -EINVAL;
+        send_body(g, &info.addr, body, len);
+        return 0;
+}
+
+const struct membership *gossip_membership(const struct gossip *g) {
+        return g->m;
 }

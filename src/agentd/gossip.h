@@ -65,4 +65,27 @@ json_t *gossip_verb_force_leave(struct gossip *g, json_t *args);
  */
 int gossip_status(struct gossip *g, json_t *status);
 
+/*
+ * Election transport and membership view for src/agentd/leader.c. Election
+ * bodies (core/wire.h, type WIRE_ELECTION_TYPE) travel in the same sealed,
+ * replay-checked datagrams as gossip; inbound ones are handed, still
+ * undecoded, to the election handler. The change handler runs after any
+ * membership event or member update, so the leader module can refresh the
+ * election's member list. Our own meta blob carries our election role
+ * (GOSSIP_META_ROLE_* in byte 0).
+ */
+enum gossip_meta_role {
+        GOSSIP_META_ROLE_NONVOTER = 0,
+        GOSSIP_META_ROLE_VOTER = 1,
+        GOSSIP_META_ROLE_WITNESS = 2,
+};
+typedef void (*gossip_election_fn)(const uint8_t *body, size_t len, void *userdata);
+typedef void (*gossip_change_fn)(void *userdata);
+void gossip_set_election_handlers(struct gossip *g, gossip_election_fn on_body, gossip_change_fn on_change,
+                                  void *userdata);
+/* Seals and sends body to member `name`: -ENOENT unknown or left, -EINVAL no address. */
+int gossip_send_to(struct gossip *g, const char *name, const uint8_t *body, size_t len);
+struct membership;
+const struct membership *gossip_membership(const struct gossip *g);
+
 #endif

@@ -24,6 +24,7 @@ static const struct ctl_verb verbs[] = {
         { "breakers", false, "list the circuit breaker of each service instance" },
         { "restart", true,  "restart a supervised unit through systemd" },
         { "members", false, "list the cluster's members as gossip sees them" },
+        { "leader",  false, "show the leader, term, election state and quorum" },
         { "force-leave", true, "mark a member that will not come back as left" },
         { "reload",  true,  "reload the configuration file" },
         { "version", false, "show the daemon's name and version" },

@@ -592,3 +592,55 @@ int wire_frame_header_decode(const uint8_t in[static WIRE_FRAME_HEADER_SIZE], ui
         *ret_len = len;
         return 0;
 }
+
+/* --- election bodies -------------------------------------------------------- */
+
+bool wire_is_election(const uint8_t *buf, size_t len) {
+        return buf && len >= 2 && buf[0] == WIRE_VERSION && buf[1] == WIRE_ELECTION_TYPE;
+}
+
+int wire_election_encode(const struct wire_election *m, uint8_t *buf, size_t size, size_t *ret_len) {
+        struct writer w;
+        size_t n;
+
+        if (!m || !buf || !ret_len || m->kind >= WIRE_ELECTION_KINDS || !wire_name_valid(m->from, m->from_len))
+                return -EINVAL;
+        n = 4 + varint_size(m->term) + varint_size(m->round) + 1 + m->from_len;
+        if (n > size)
+                return -EMSGSIZE;
+        w = (struct writer){ .p = buf, .end = buf + size };
+        w_u8(&w, WIRE_VERSION);
+        w_u8(&w, WIRE_ELECTION_TYPE);
+        w_u8(&w, m->kind);
+        w_u8(&w, m->granted ? WIRE_ELECTION_FLAG_GRANTED : 0);
+        w_varint(&w, m->term);
+        w_varint(&w, m->round);
+        w_name(&w, m->from, m->from_len);
+        *ret_len = n;
+        return 0;
+}
+
+int wire_election_decode(const uint8_t *buf, size_t len, struct wire_election *ret) {
+        struct cursor c = { .p = buf, .end = buf + len };
+        struct wire_election m = {};
+        uint8_t version, type, flags;
+
+        if (!buf || !ret)
+                return -EINVAL;
+        if (len > WIRE_ELECTION_MAX)
+                return -E2BIG;
+        if (r_u8(&c, &version) < 0)
+                return -EBADMSG;
+        if (version != WIRE_VERSION)
+                return -EPROTONOSUPPORT;
+        if (r_u8(&c, &type) < 0 || type != WIRE_ELECTION_TYPE || r_u8(&c, &m.kind) < 0 ||
+            m.kind >= WIRE_ELECTION_KINDS || r_u8(&c, &flags) < 0 || (flags & ~WIRE_ELECTION_FLAG_GRANTED) != 0)
+                return -EBADMSG;
+        m.granted = flags & WIRE_ELECTION_FLAG_GRANTED;
+        if (r_varint(&c, &m.term) < 0 || r_varint(&c, &m.round) < 0 || r_name(&c, &m.from, &m.from_len) < 0)
+                return -EBADMSG;
+        if (c.p != c.end)
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}

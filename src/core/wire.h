@@ -223,4 +223,34 @@ void wire_frame_header_encode(uint32_t len, uint8_t out[static WIRE_FRAME_HEADER
 int wire_frame_header_decode(const uint8_t in[static WIRE_FRAME_HEADER_SIZE], uint32_t max,
                              uint32_t *ret_len);
 
+/* --- election bodies (UDP) ----------------------------------------------- */
+
+/*
+ * The type byte of an election body: outside the UDP message type range, so
+ * wire_decode() refuses it and the adapter demultiplexes on byte 1.
+ */
+#define WIRE_ELECTION_TYPE 0x20
+/* Election message kinds: the values of enum election_msg_type (0..5). */
+#define WIRE_ELECTION_KINDS 6
+#define WIRE_ELECTION_FLAG_GRANTED 0x01
+/* The largest election body: version, type, kind, flags, two varints, a name. */
+#define WIRE_ELECTION_MAX (4 + 10 + 10 + 1 + WIRE_NAME_MAX)
+
+/* One election message; from is borrowed from the decoded buffer. */
+struct wire_election {
+        uint8_t kind;                   /* < WIRE_ELECTION_KINDS */
+        bool granted;
+        uint64_t term;
+        uint64_t round;
+        uint8_t from_len;
+        const char *from;               /* the sender's node name */
+};
+
+/* True when buf looks like an election body (version 1, type byte); decode still validates. */
+bool wire_is_election(const uint8_t *buf, size_t len);
+/* -EMSGSIZE when it does not fit, -EINVAL for a bad kind or name. */
+int wire_election_encode(const struct wire_election *m, uint8_t *buf, size_t size, size_t *ret_len);
+/* -EBADMSG / -EPROTONOSUPPORT / -E2BIG (longer than WIRE_ELECTION_MAX); *ret untouched on failure. */
+int wire_election_decode(const uint8_t *buf, size_t len, struct wire_election *ret);
+
 #endif

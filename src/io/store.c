@@ -713,11 +713,10 @@ int store_open(const char *dir, enum store_sync sync, struct store **ret,
         if (r < 0)
                 goto fail;
         /*
-         * The integrity check has just read every page of the file through
-         * the page cache (up to cache_size, 2 MiB by default): pages the
-         * running agent, which mostly appends, will not read again soon.
-         * Hand them back now rather than keep them resident for good; the
-         * cache refills with what is actually used.
+         * The cache now holds what the integrity check and the migrations
+         * read last, pages the running agent, which mostly appends, will not
+         * read again soon: hand them back rather than keep them resident for
+         * good (about 50-90 KiB); the cache refills with what is used.
          */
         (void) sqlite3_db_release_memory(s->db);
 

@@ -523,6 +523,80 @@ static void test_write_corpus(void) {
         }
 }
 
+/* Election bodies: exact bytes, round trip, every truncation and malformed byte refused. */
+static void test_election(void) {
+        static const uint8_t ref[] = { 1, 0x20, 3, 1, 0xac, 0x02, 0x05, 2, 'n', '1' };
+        struct wire_election m = { .kind = 3, .granted = true, .term = 300, .round = 5, .from = "n1", .from_len = 2 };
+        struct wire_election d = {}, big = { .kind = 4, .term = UINT64_MAX, .round = UINT64_MAX,
+                                             .from = "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd",
+                                             .from_len = 64 };
+        uint8_t buf[WIRE_ELECTION_MAX + 8];
+        size_t len;
+
+        CU_ASSERT_EQUAL_FATAL(wire_election_encode(&m, buf, sizeof(buf), &len), 0);
+        CU_ASSERT_EQUAL_FATAL(len, sizeof(ref));
+        CU_ASSERT_EQUAL(memcmp(buf, ref, sizeof(ref)), 0);
+        CU_ASSERT_TRUE(wire_is_election(buf, len));
+        CU_ASSERT_EQUAL_FATAL(wire_election_decode(buf, len, &d), 0);
+        CU_ASSERT_EQUAL(d.kind, 3);
+        CU_ASSERT_TRUE(d.granted);
+        CU_ASSERT_EQUAL(d.term, 300);
+        CU_ASSERT_EQUAL(d.round, 5);
+        CU_ASSERT_EQUAL(d.from_len, 2);
+        CU_ASSERT_EQUAL(memcmp(d.from, "n1", 2), 0);
+        /* The gossip decoder never takes an election body for one of its own. */
+        {
+                static struct wire_msg w;
+
+                CU_ASSERT_EQUAL(wire_decode(buf, len, &w), -EBADMSG);
+        }
+        for (size_t i = 0; i < len; i++)
+                CU_ASSERT_EQUAL(wire_election_decode(buf, i, &d), -EBADMSG);
+        CU_ASSERT_EQUAL(d.term, 300);   /* untouched by the failures */
+        /* Largest body: round trip, and exactly WIRE_ELECTION_MAX bytes. */
+        CU_ASSERT_EQUAL_FATAL(wire_election_encode(&big, buf, sizeof(buf), &len), 0);
+        CU_ASSERT_EQUAL(len, WIRE_ELECTION_MAX);
+        CU_ASSERT_EQUAL_FATAL(wire_election_decode(buf, len, &d), 0);
+        CU_ASSERT_EQUAL(d.term, UINT64_MAX);
+        CU_ASSERT_EQUAL(d.round, UINT64_MAX);
+        CU_ASSERT_FALSE(d.granted);
+        CU_ASSERT_EQUAL(wire_election_encode(&big, buf, WIRE_ELECTION_MAX - 1, &len), -EMSGSIZE);
+        CU_ASSERT_EQUAL(wire_election_decode(buf, WIRE_ELECTION_MAX + 1, &d), -E2BIG);
+        /* Malformed: version, type, kind, reserved flags, trailing byte, bad name, non-canonical varint. */
+        {
+                static const struct {
+                        size_t at;
+                        uint8_t value;
+                        int err;
+                } bad[] = {
+                        { 0, 2, -EPROTONOSUPPORT }, { 1, 0x10, -EBADMSG }, { 2, 6, -EBADMSG },
+                        { 3, 2, -EBADMSG },         { 8, '/', -EBADMSG },  { 7, 3, -EBADMSG },
+                };
+                uint8_t b[sizeof(ref) + 1];
+
+                for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                        memcpy(b, ref, sizeof(ref));
+                        b[bad[i].at] = bad[i].value;
+                        CU_ASSERT_EQUAL(wire_election_decode(b, sizeof(ref), &d), bad[i].err);
+                }
+                memcpy(b, ref, sizeof(ref));
+                b[sizeof(ref)] = 0;
+                CU_ASSERT_EQUAL(wire_election_decode(b, sizeof(ref) + 1, &d), -EBADMSG);
+                /* term 0 written as 0x80 0x00: not canonical */
+                {
+                        static const uint8_t nc[] = { 1, 0x20, 0, 0, 0x80, 0x00, 0, 2, 'n', '1' };
+
+                        CU_ASSERT_EQUAL(wire_election_decode(nc, sizeof(nc), &d), -EBADMSG);
+                }
+        }
+        /* Encoder refuses what the decoder would. */
+        m.kind = WIRE_ELECTION_KINDS;
+        CU_ASSERT_EQUAL(wire_election_encode(&m, buf, sizeof(buf), &len), -EINVAL);
+        m.kind = 0;
+        m.from_len = 0;
+        CU_ASSERT_EQUAL(wire_election_encode(&m, buf, sizeof(buf), &len), -EINVAL);
+}
+
 static CU_TestInfo wire_tests[] = {
         { "roundtrip of every message type", test_roundtrip },
         { "exact bytes of the reference packets", test_exact_bytes },
@@ -536,6 +610,7 @@ static CU_TestInfo wire_tests[] = {
         { "push-pull size cap", test_pushpull_cap },
         { "frame header", test_frame_header },
         { "addresses and names", test_addr },
+        { "election bodies", test_election },
         { "seed corpus (WIRE_WRITE_CORPUS)", test_write_corpus },
         CU_TEST_INFO_NULL,
 };
