@@ -109,11 +109,8 @@ static void gossip_drain(struct gossip *g);
 /* splitmix64: probe order and jitter need spread, not secrecy. */
 static uint64_t rng_next(void *ctx) {
         struct gossip *g = ctx;
-        uint64_t z = (g->rng += UINT64_C(0x9e3779b97f4a7c15));
 
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        return z ^ (z >> 31);
+        return util_splitmix64(&g->rng);
 }
 
 static const char *reject_to_string(int r) {

@@ -40,11 +40,8 @@ struct leader {
 /* splitmix64: election timeouts need spread, not secrecy. */
 static uint64_t rng_next(void *ctx) {
         struct leader *l = ctx;
-        uint64_t z = (l->rng += UINT64_C(0x9e3779b97f4a7c15));
 
-        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-        return z ^ (z >> 31);
+        return util_splitmix64(&l->rng);
 }
 
 static enum election_role role_from_meta(const uint8_t *meta, size_t len) {

@@ -62,6 +62,18 @@ uint64_t util_now_real_us(void);
 #define UTIL_TS_MAX 32
 const char *util_format_ts(uint64_t real_us, char buf[static UTIL_TS_MAX]);
 
+/*
+ * splitmix64: a small, fast generator for choices that need spread, not
+ * secrecy (probe order, jitter, election timeouts). Advances *state.
+ */
+static inline uint64_t util_splitmix64(uint64_t *state) {
+        uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+
+        z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+        return z ^ (z >> 31);
+}
+
 /* Reads "key" style names: [a-z0-9_-], 1..63 chars, starting with a letter or digit. */
 bool util_valid_name(const char *s);
 
