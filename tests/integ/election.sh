@@ -59,8 +59,8 @@ term1=${agreed#* }
 [ "$term1" -ge 1 ] || fail "leader $leader1 in term $term1"
 netns_wait_jq 30 "$leader1" '.active == true and .voter == true and .quorum.need == 3 and .quorum.have == 5' leader ||
         fail "the leader $leader1 is not active with quorum 5 of 3: $(netns_ctl "$leader1" --json leader)"
-st=$(netns_ctl h1 --json status | "$JQ" -r '"\(.leader) \(.term) \(.quorum.have) \(.quorum.need)"')
-[ "$st" = "$leader1 $term1 5 3" ] || fail "status on h1 says '$st', want '$leader1 $term1 5 3'"
+netns_wait_jq 30 h1 ".leader == \"$leader1\" and .term == $term1 and .quorum.have == 5 and .quorum.need == 3" status ||
+        fail "status on h1 says '$(netns_ctl h1 --json status | "$JQ" -c '[.leader, .term, .quorum]')', want $leader1 $term1 5 of 3"
 out=$(netns_ctl h1 leader) || fail "agentctl leader failed"
 case $out in *"leader"*"$leader1"*"term"*"$term1"*) ;; *) fail "agentctl leader table: $out" ;; esac
 n=$(netns_ctl "$leader1" --json events --kind leader_elected --limit 10000 |
