@@ -873,6 +873,16 @@ static int run_stmt(struct store *s, enum stmt_id id) {
         return 0;
 }
 
+/*
+ * Every write joins the batch of the current loop iteration: the first one
+ * opens the transaction that store_commit() ends.
+ */
+static int begin_batch(struct store *s) {
+        if (!sqlite3_get_autocommit(s->db))
+                return 0;
+        return run_stmt(s, STMT_BEGIN);
+}
+
 /* Undoes an open transaction after a failure; the failure is what gets reported. */
 static void rollback(struct store *s) {
         if (!sqlite3_get_autocommit(s->db))
@@ -917,7 +927,7 @@ static int bind_text(sqlite3_stmt *st, int idx, const char *t) {
 
 int store_event_add(struct store *s, const struct event *ev, int64_t *ret_id) {
         sqlite3_stmt *st;
-        int rc;
+        int rc, r;
 
         if (!s || !ev || !ev->node || (int) ev->kind < 0 || ev->kind >= _EVENT_KIND_MAX)
                 return -EINVAL;
@@ -926,12 +936,9 @@ int store_event_add(struct store *s, const struct event *ev, int64_t *ret_id) {
         if (ev->ts_us > INT64_MAX || ev->term > INT64_MAX)
                 return -ERANGE;
 
-        if (sqlite3_get_autocommit(s->db)) {
-                int r = run_stmt(s, STMT_BEGIN);
-
-                if (r < 0)
-                        return r;
-        }
+        r = begin_batch(s);
+        if (r < 0)
+                return r;
 
         st = s->stmt[STMT_INSERT];
         rc = sqlite3_bind_int64(st, 1, (sqlite3_int64) ev->ts_us);
@@ -1280,11 +1287,9 @@ int store_state_put(struct store *s, enum store_table t, const char *key, const 
         r = state_stmt(s, t, STATE_PUT, &st);
         if (r < 0)
                 return r;
-        if (sqlite3_get_autocommit(s->db)) {
-                r = run_stmt(s, STMT_BEGIN);
-                if (r < 0)
-                        return r;
-        }
+        r = begin_batch(s);
+        if (r < 0)
+                return r;
         rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -1308,11 +1313,9 @@ int store_state_delete(struct store *s, enum store_table t, const char *key) {
         r = state_stmt(s, t, STATE_DELETE, &st);
         if (r < 0)
                 return r;
-        if (sqlite3_get_autocommit(s->db)) {
-                r = run_stmt(s, STMT_BEGIN);
-                if (r < 0)
-                        return r;
-        }
+        r = begin_batch(s);
+        if (r < 0)
+                return r;
         rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
