@@ -2,9 +2,9 @@
  * agentctl: the operator's CLI. main.c parses the global options and looks
  * the verb up in its table, and holds the request helpers every verb uses
  * (agentctl_fetch, agentctl_list for the table verbs); each verb group lives
- * in its own file (status.c, events.c, services.c, members.c, admin.c) and
- * output.c holds the table printer, JSON output and field readers they
- * share. Adding a verb is one row in main.c's table plus one function.
+ * in its own file (status.c, events.c, services.c, members.c, table.c,
+ * admin.c) and output.c holds the table printer, JSON output and field
+ * readers they share. Adding a verb is one row in main.c's table plus one function.
  */
 #ifndef AGENTD_AGENTCTL_H
 #define AGENTD_AGENTCTL_H
@@ -127,6 +127,10 @@ int agentctl_force_leave(struct agentctl *ctl, int argc, char **argv);
 int agentctl_services(struct agentctl *ctl, int argc, char **argv);
 int agentctl_breakers(struct agentctl *ctl, int argc, char **argv);
 int agentctl_restart(struct agentctl *ctl, int argc, char **argv);
+int agentctl_table(struct agentctl *ctl, int argc, char **argv);
+int agentctl_pick(struct agentctl *ctl, int argc, char **argv);
+int agentctl_drain(struct agentctl *ctl, int argc, char **argv);
+int agentctl_undrain(struct agentctl *ctl, int argc, char **argv);
 
 /* output.c: aligned tables and key-value blocks that never truncate. */
 /* HEADERS: n_cols column titles, or NULL for a table without a header line. */

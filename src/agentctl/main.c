@@ -35,6 +35,14 @@ static const struct agentctl_verb verbs[] = {
           "show the cluster's members: address, state, incarnation, last change, RTT" },
         { "leader", agentctl_leader, "",
           "show the cluster's leader, term, election state and quorum" },
+        { "table",   agentctl_table,   "[SERVICE]",
+          "show the balancer table: per service its backends, weights and states" },
+        { "pick",    agentctl_pick,    "[--client ADDR] SERVICE",
+          "show the backend the balancer would give a client now" },
+        { "drain",   agentctl_drain,   "[--ttl DURATION] NODE",
+          "stop new traffic to a node's backends (root or admin group)" },
+        { "undrain", agentctl_undrain, "NODE",
+          "let a drained node's backends take traffic again (root or admin group)" },
         { "force-leave", agentctl_force_leave, "NODE",
           "mark a member that will not come back as left (root or admin group)" },
         { "reload",  agentctl_reload,  "",
@@ -102,6 +110,14 @@ int agentctl_verb_help(const struct agentctl *ctl) {
                        "  UNIT        a unit (or service name) from agentd.conf's services list\n"
                        "  --no-wait   return once the restart is requested, without waiting for\n"
                        "              systemd's job to finish (at most 2m) and its outcome\n");
+        } else if (strcmp(v->name, "pick") == 0) {
+                printf("\n"
+                       "  SERVICE        a service in the balancer table\n"
+                       "  --client ADDR  pick as for a client at this IP address (hashing algorithms)\n");
+        } else if (strcmp(v->name, "drain") == 0) {
+                printf("\n"
+                       "  NODE            the node whose backends get no new traffic\n"
+                       "  --ttl DURATION  undrain by itself after DURATION (30s, 10m, 1h; default: never)\n");
         }
         return AGENTCTL_EXIT_OK;
 }

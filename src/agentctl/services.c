@@ -120,13 +120,14 @@ static int add_service_row(struct output_table *t, const json_t *s) {
         return output_table_add(t, (const char *const[]) {
                 output_field_str(s, "service"), output_field_str(s, "unit"), health, active, pid,
                 output_field_str(s, "breaker"), restarts, next, check, latency,
+                output_field_str(s, "origin") ?: "static",
         });
 }
 
 int agentctl_services(struct agentctl *ctl, int argc, char **argv) {
         static const char *const headers[] = {
                 "SERVICE", "UNIT", "HEALTH", "ACTIVE", "PID", "BREAKER", "RESTARTS", "NEXT RETRY",
-                "LAST CHECK", "LATENCY",
+                "LAST CHECK", "LATENCY", "ORIGIN",
         };
         static const struct agentctl_list list = {
                 .verb = "services",

@@ -148,6 +148,25 @@ static int add_members(struct output_table *t, const json_t *data) {
         return output_kv(t, "members", "%s", line);
 }
 
+/*
+ * "term 3 version 7 (current), 2 services": the balancer table this agent
+ * holds. Agents older than the balancer send no "table": no line then.
+ */
+static int add_table(struct output_table *t, const json_t *data) {
+        const json_t *table = json_object_get(data, "table");
+        json_int_t term = 0, version = 0, services = 0;
+
+        if (!json_is_object(table))
+                return 0;
+        (void) output_field_int(table, "term", &term);
+        (void) output_field_int(table, "version", &version);
+        (void) output_field_int(table, "services", &services);
+        return output_kv(t, "table", "term %" JSON_INTEGER_FORMAT " version %" JSON_INTEGER_FORMAT " (%s), %"
+                         JSON_INTEGER_FORMAT " service%s", term, version,
+                         json_is_true(json_object_get(table, "current")) ? "current" : "NOT current", services,
+                         services == 1 ? "" : "s");
+}
+
 static int print_status(const json_t *data) {
         _cleanup_table_ struct output_table *t = NULL;
         const json_t *leader = json_object_get(data, "leader");
@@ -164,6 +183,7 @@ static int print_status(const json_t *data) {
             (r = output_kv(t, "leader", "%s", json_is_string(leader) ? json_string_value(leader) : "none")) < 0 ||
             (r = output_kv(t, "term", "%s", int_field(data, "term", b1, sizeof(b1)))) < 0 ||
             (r = add_quorum(t, data)) < 0 ||
+            (r = add_table(t, data)) < 0 ||
             (r = output_kv(t, "version", "%s", str_field(data, "version"))) < 0 ||
             (r = output_kv(t, "pid", "%s", int_field(data, "pid", b2, sizeof(b2)))) < 0 ||
             (r = add_uptime(t, data)) < 0 ||

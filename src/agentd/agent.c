@@ -18,6 +18,7 @@
 #include "agentd/agent.h"
 #include "agentd/supervisor.h"
 #include "agentd/gossip.h"
+#include "agentd/balancer.h"
 #include "agentd/leader.h"
 #include "common/ctlproto.h"
 #include "core/event.h"
@@ -50,6 +51,7 @@ struct agent {
         struct supervisor *supervisor;
         struct gossip *gossip;
         struct leader *leader;
+        struct balancer *balancer;
 
         ev_signal sigterm;
         ev_signal sigint;
@@ -121,6 +123,10 @@ struct store *agent_store(struct agent *a) {
 
 const struct agentd_config *agent_config(struct agent *a) {
         return a->config;
+}
+
+struct ctl *agent_ctl(struct agent *a) {
+        return a->ctl;
 }
 
 int agent_resolve_group(const char *name, gid_t *ret_gid) {
@@ -293,6 +299,8 @@ static int agent_reload(struct agent *a, char **ret_error) {
         agent_apply_logging(a->config);
         ctl_set_admin_gid(a->ctl, admin_gid);
         supervisor_reload(a->supervisor);
+        if (a->balancer)
+                balancer_reload(a->balancer);
         agent_emit(a, EVENT_CONFIG_RELOADED, a->config_path, "%zu services", a->config->n_services);
         sd_notify(0, "READY=1\nSTATUS=Serving");
         return 0;
@@ -331,7 +339,8 @@ static json_t *verb_status_fn(struct agent *a, const struct ctl_caller *caller, 
                 return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "status takes no arguments");
         st = verb_status(a);
         if (st && ((a->gossip && gossip_status(a->gossip, st) < 0) ||
-                   (a->leader && leader_status(a->leader, st) < 0))) {
+                   (a->leader && leader_status(a->leader, st) < 0) ||
+                   (a->balancer && balancer_status(a->balancer, st) < 0))) {
                 json_decref(st);
                 return NULL;
         }
@@ -372,6 +381,24 @@ static json_t *verb_leader_fn(struct agent *a, const struct ctl_caller *caller, 
         return leader_verb(a->leader, args);
 }
 
+static json_t *verb_table_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return balancer_verb_table(a->balancer, args);
+}
+
+static json_t *verb_pick_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        (void) caller;
+        return balancer_verb_pick(a->balancer, args);
+}
+
+static json_t *verb_drain_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        return balancer_verb_drain(a->balancer, caller, args);
+}
+
+static json_t *verb_undrain_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
+        return balancer_verb_undrain(a->balancer, caller, args);
+}
+
 static json_t *verb_services_fn(struct agent *a, const struct ctl_caller *caller, json_t *args) {
         (void) caller;
         return supervisor_verb_services(a->supervisor, args);
@@ -401,6 +428,10 @@ static const struct {
         { "members", verb_members_fn },
         { "leader", verb_leader_fn },
         { "force-leave", verb_force_leave_fn },
+        { "table", verb_table_fn },
+        { "pick", verb_pick_fn },
+        { "drain", verb_drain_fn },
+        { "undrain", verb_undrain_fn },
 };
 
 static json_t *agent_ctl_handler(const struct ctl_caller *caller, const struct ctl_verb *verb,
@@ -649,6 +680,9 @@ int agent_new(const char *config_path, struct agentd_config *config, struct agen
         r = leader_new(a, a->gossip, &a->leader);
         if (r < 0)
                 goto fail;
+        r = balancer_new(a, a->gossip, a->leader, a->supervisor, &a->balancer);
+        if (r < 0)
+                goto fail;
 
         ev_signal_init(&a->sigterm, on_stop_signal, SIGTERM);
         ev_signal_init(&a->sigint, on_stop_signal, SIGINT);
@@ -706,6 +740,7 @@ void agent_free(struct agent *a) {
                 ev_timer_stop(a->loop, &a->watchdog);
         }
         /* hook: module free (before the store and the loop go) */
+        balancer_free(a->balancer);
         supervisor_free(a->supervisor);
         leader_free(a->leader);
         gossip_free(a->gossip);

@@ -12,6 +12,7 @@
 #include "core/event.h"
 
 struct agent;
+struct ctl;
 struct store;
 
 /*
@@ -35,6 +36,8 @@ void agent_emit_event(struct agent *a, const struct event *ev);
 struct ev_loop *agent_loop(struct agent *a);
 struct store *agent_store(struct agent *a);
 const struct agentd_config *agent_config(struct agent *a);
+/* The control socket, for modules that answer a request late (ctl_reply). */
+struct ctl *agent_ctl(struct agent *a);
 
 /*
  * Resolves a group name to a gid for the control socket. NULL name gives

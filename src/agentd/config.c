@@ -96,6 +96,16 @@
 /* An MTU below 512 bytes leaves no room for a ping-req once the envelope is on. */
 #define GOSSIP_MTU_MIN          512
 #define GOSSIP_MTU_MAX          65000
+/* cluster.election: each value alone; how they fit together is election_config_validate()'s. */
+#define ELECTION_TIME_MIN       USEC_PER_MSEC
+#define ELECTION_TIME_MAX       USEC_PER_HOUR
+/* replica_ports default: [port, port + 99]. */
+#define REPLICA_PORTS_SPAN      99
+/*
+ * A placed instance's unit (the template with a port of up to 5 digits)
+ * must fit a balancer table's instance name (TABLE_INSTANCE_MAX - 1).
+ */
+#define PLACED_UNIT_MAX         127
 
 /* Longest dotted key name we build: "services[1023].restart.backoff_max". */
 #define WHERE_MAX 96
@@ -195,7 +205,8 @@ static const char *const root_keys[] = {
         "node", "cluster", "gossip", "control", "store", "systemd", "log", "services", NULL,
 };
 static const char *const node_keys[] = { "name", "bind", "state_dir", "voter", "role", NULL };
-static const char *const cluster_keys[] = { "name", "join", "keyring", "profile", NULL };
+static const char *const cluster_keys[] = { "name", "join", "keyring", "profile", "election", NULL };
+static const char *const election_keys[] = { "timeout_min", "timeout_max", "heartbeat", "lease", "lease_guard", NULL };
 static const char *const gossip_keys[] = {
         "probe_interval", "probe_timeout", "indirect_checks", "suspicion_mult",
         "suspicion_max_timeout_mult", "retransmit_mult", "gossip_interval", "gossip_nodes",
@@ -206,7 +217,7 @@ static const char *const store_keys[] = { "synchronous", "events_max_age", "even
 static const char *const systemd_keys[] = { "bus", NULL };
 static const char *const log_keys[] = { "target", "level", NULL };
 static const char *const service_keys[] = {
-        "name", "unit", "address", "port", "weight", "algorithm", "replicas",
+        "name", "unit", "address", "port", "weight", "algorithm", "replicas", "replica_ports",
         "check", "restart", "breaker", NULL,
 };
 static const char *const check_group_keys[] = {
@@ -424,26 +435,28 @@ static struct overflow *find_overflow(struct parser *p, const config_setting_t *
         bool is64 = config_setting_type(s) == CONFIG_TYPE_INT64;
         long long v = is64 ? config_setting_get_int64(s) : config_setting_get_int(s);
         unsigned line = config_setting_source_line(s);
+        /* An array element has no name of its own: the pre-scan saw the array's. */
+        const char *name = config_setting_name(s) ?: config_setting_name(config_setting_parent(s));
+
+        if (!name)
+                return NULL;
 
         for (size_t i = 0; i < p->n_overflows; i++) {
                 struct overflow *o = &p->overflows[i];
 
                 if (o->is64 == is64 && o->seen == v && (o->line == line || o->name_line == line) &&
-                    strcmp(o->name, config_setting_name(s)) == 0)
+                    strcmp(o->name, name) == 0)
                         return o;
         }
         return NULL;
 }
 
-static int get_int(struct parser *p, const config_setting_t *g, const char *where, const char *key,
-                   long long min, long long max, long long *ret) {
-        const config_setting_t *s = config_setting_get_member(g, key);
-        const char *path = KEY(where, key);
+/* One integer setting S, named PATH in messages; 1 or -EINVAL. */
+static int get_int_setting(struct parser *p, const config_setting_t *s, const char *path, long long min,
+                           long long max, long long *ret) {
         const struct overflow *o;
         long long v;
 
-        if (!s)
-                return 0;
         if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
                 return fail(p, line_of(s), "%s: expected an integer", path);
         o = find_overflow(p, s);
@@ -454,6 +467,15 @@ static int get_int(struct parser *p, const config_setting_t *g, const char *wher
                 return fail(p, line_of(s), "%s: %lld is out of range (%lld..%lld)", path, v, min, max);
         *ret = v;
         return 1;
+}
+
+static int get_int(struct parser *p, const config_setting_t *g, const char *where, const char *key,
+                   long long min, long long max, long long *ret) {
+        const config_setting_t *s = config_setting_get_member(g, key);
+
+        if (!s)
+                return 0;
+        return get_int_setting(p, s, KEY(where, key), min, max, ret);
 }
 
 /* Same, for the many keys whose range fits an int. */
@@ -587,29 +609,36 @@ static bool valid_group_name(const char *s) {
         return true;
 }
 
+enum unit_kind { UNIT_BAD, UNIT_PLAIN, UNIT_INSTANCE, UNIT_TEMPLATE };
+
 /*
  * A unit agentd can restart: "name.service" or an instance of a template,
  * "name@instance.service". A bare template ("name@.service") cannot be
- * started and is refused.
+ * started itself; it is only accepted where placed instances are made from
+ * it (replicas >= 1).
  */
-static bool valid_unit_name(const char *s) {
+static enum unit_kind unit_kind(const char *s) {
         static const char suffix[] = ".service";
         size_t len = strlen(s), n = len - (sizeof(suffix) - 1);
         const char *at = NULL;
 
         if (len <= sizeof(suffix) - 1 || strcmp(s + n, suffix) != 0)
-                return false;
+                return UNIT_BAD;
         for (size_t i = 0; i < n; i++) {
                 char c = s[i];
 
                 if (c == '@') {
                         if (at)
-                                return false;
+                                return UNIT_BAD;
                         at = s + i;
                 } else if (!isalnum((unsigned char) c) && !strchr(":_.-\\", c))
-                        return false;
+                        return UNIT_BAD;
         }
-        return !at || (at > s && at < s + n - 1);
+        if (!at)
+                return UNIT_PLAIN;
+        if (at == s)
+                return UNIT_BAD;
+        return at == s + n - 1 ? UNIT_TEMPLATE : UNIT_INSTANCE;
 }
 
 /*
@@ -983,6 +1012,53 @@ static int parse_join(struct parser *p, const config_setting_t *g, struct agentd
         return 0;
 }
 
+/*
+ * cluster.election: each timing on its own, then how they fit together as
+ * the election core sees it. Its reason names no key, so the message points
+ * at the key the reason is about when that key is set, else at the group.
+ */
+static int parse_election(struct parser *p, const config_setting_t *cluster, struct agentd_config *c) {
+        static const struct {
+                const char *reason_prefix;
+                const char *key;
+        } blame[] = {
+                { "lease guard", "lease_guard" },
+                { "lease", "lease" },
+                { "heartbeat", "heartbeat" },
+                { "election timeout must be at least", "timeout_min" },
+                { "election timeout range", "timeout_max" },
+        };
+        struct election_config *e = &c->election;
+        const config_setting_t *g = NULL, *at;
+        const char *reason = NULL;
+        int r;
+
+        election_config_defaults(e);
+        r = get_group(p, cluster, "cluster", "election", false, election_keys, &g);
+        if (r <= 0)
+                return r;
+        if (get_duration(p, g, "cluster.election", "timeout_min", ELECTION_TIME_MIN, ELECTION_TIME_MAX,
+                         &e->election_timeout_min_us) < 0 ||
+            get_duration(p, g, "cluster.election", "timeout_max", ELECTION_TIME_MIN, ELECTION_TIME_MAX,
+                         &e->election_timeout_max_us) < 0 ||
+            get_duration(p, g, "cluster.election", "heartbeat", ELECTION_TIME_MIN, ELECTION_TIME_MAX,
+                         &e->heartbeat_interval_us) < 0 ||
+            get_duration(p, g, "cluster.election", "lease", ELECTION_TIME_MIN, ELECTION_TIME_MAX, &e->lease_us) < 0 ||
+            get_duration(p, g, "cluster.election", "lease_guard", 0, ELECTION_TIME_MAX, &e->lease_guard_us) < 0)
+                return -EINVAL;
+        if (election_config_validate(e, &reason) == 0)
+                return 0;
+        at = g;
+        for (size_t i = 0; i < ELEMENTSOF(blame); i++)
+                if (strncmp(reason, blame[i].reason_prefix, strlen(blame[i].reason_prefix)) == 0) {
+                        at = config_setting_get_member(g, blame[i].key) ?: g;
+                        break;
+                }
+        return fail(p, line_of(at), "cluster.election: %s (timeout_min %s, timeout_max %s, heartbeat %s, lease %s, "
+                    "lease_guard %s)", reason, DUR(e->election_timeout_min_us), DUR(e->election_timeout_max_us),
+                    DUR(e->heartbeat_interval_us), DUR(e->lease_us), DUR(e->lease_guard_us));
+}
+
 static int parse_cluster(struct parser *p, const config_setting_t *root, struct agentd_config *c) {
         const config_setting_t *g = NULL;
         const char *v;
@@ -1013,7 +1089,7 @@ static int parse_cluster(struct parser *p, const config_setting_t *root, struct 
         if (r < 0)
                 return r;
         c->profile = (enum config_profile) profile;
-        return 0;
+        return parse_election(p, g, c);
 }
 
 /*
@@ -1315,6 +1391,78 @@ static int parse_breaker(struct parser *p, const config_setting_t *svc, const ch
         return 0;
 }
 
+/* [MIN, MAX] of replica_ports into *lo and *hi. */
+static int parse_replica_ports(struct parser *p, const config_setting_t *s, const char *where, long long *lo,
+                               long long *hi) {
+        long long v[2];
+
+        if ((!config_setting_is_array(s) && !config_setting_is_list(s)) || config_setting_length(s) != 2)
+                return fail(p, line_of(s), "%s.replica_ports: expected [MIN, MAX], two ports such as [%lld, %lld]",
+                            where, *lo, *hi);
+        for (int i = 0; i < 2; i++) {
+                char path[WHERE_MAX + 24];
+
+                snprintf(path, sizeof(path), "%.*s.replica_ports[%d]", WHERE_MAX - 1, where, i);
+                if (get_int_setting(p, config_setting_get_elem(s, (unsigned) i), path, 1, 65535, &v[i]) < 0)
+                        return -EINVAL;
+        }
+        if (v[0] > v[1])
+                return fail(p, line_of(s), "%s.replica_ports: MIN %lld is above MAX %lld", where, v[0], v[1]);
+        *lo = v[0];
+        *hi = v[1];
+        return 0;
+}
+
+/*
+ * replicas and the unit decide together whether the leader may place
+ * instances of this service here, and from which template: a plain unit
+ * cannot be multiplied, and a bare template cannot run by itself.
+ */
+static int parse_placement(struct parser *p, const config_setting_t *g, const char *where,
+                           struct config_service *svc) {
+        const config_setting_t *unit = config_setting_get_member(g, "unit");
+        const config_setting_t *ports = config_setting_get_member(g, "replica_ports");
+        enum unit_kind kind = unit_kind(svc->unit);
+        const char *at = strchr(svc->unit, '@');
+        int prefix = (int) (at ? at - svc->unit : (ptrdiff_t) strlen(svc->unit) - (ptrdiff_t) strlen(".service"));
+        long long lo = svc->port, hi = svc->port + REPLICA_PORTS_SPAN;
+        int r;
+
+        if (hi > 65535)
+                hi = 65535;
+        if (svc->replicas == 0) {
+                if (kind == UNIT_TEMPLATE)
+                        return fail(p, line_of(unit),
+                                    "%s.unit: %s is a template, which only replicas >= 1 can use "
+                                    "(or name an instance such as \"%.*s@%u.service\")",
+                                    where, Q(svc->unit), prefix, svc->unit, svc->port);
+                if (ports)
+                        return fail(p, line_of(ports), "%s.replica_ports: replica_ports needs replicas >= 1", where);
+                return 0;
+        }
+        if (kind == UNIT_PLAIN)
+                return fail(p, line_of(config_setting_get_member(g, "replicas")),
+                            "%s.replicas: replicas needs a template unit such as \"%.*s@.service\" or "
+                            "\"%.*s@%u.service\"",
+                            where, prefix, svc->unit, prefix, svc->unit, svc->port);
+        if ((size_t) prefix + sizeof("@65535.service") - 1 > PLACED_UNIT_MAX)
+                return fail(p, line_of(unit),
+                            "%s.unit: name too long for placed instances (\"%.*s@PORT.service\" must fit %d bytes)",
+                            where, prefix > 32 ? 32 : prefix, svc->unit, PLACED_UNIT_MAX);
+        if (ports) {
+                r = parse_replica_ports(p, ports, where, &lo, &hi);
+                if (r < 0)
+                        return r;
+        }
+        if (asprintf(&svc->template_unit, "%.*s@.service", prefix, svc->unit) < 0) {
+                svc->template_unit = NULL;
+                return -ENOMEM;
+        }
+        svc->port_min = (uint16_t) lo;
+        svc->port_max = (uint16_t) hi;
+        return 0;
+}
+
 static int parse_service(struct parser *p, const config_setting_t *g, size_t idx, struct config_service *svc) {
         char where[WHERE_MAX];
         const char *v;
@@ -1337,7 +1485,7 @@ static int parse_service(struct parser *p, const config_setting_t *g, size_t idx
 
         if (get_required_string(p, g, where, "unit", UNIT_MAX_LEN, &v) < 0)
                 return -EINVAL;
-        if (!valid_unit_name(v))
+        if (unit_kind(v) == UNIT_BAD)
                 return fail(p, line_of(config_setting_get_member(g, "unit")),
                             "%s.unit: bad unit name %s (use e.g. \"web.service\" or \"web@8080.service\")",
                             where, Q(v));
@@ -1366,6 +1514,9 @@ static int parse_service(struct parser *p, const config_setting_t *g, size_t idx
             get_int32(p, g, where, "replicas", 0, CONFIG_MAX_REPLICAS, &svc->replicas) < 0)
                 return -EINVAL;
         svc->algorithm = (enum config_algorithm) alg;
+        r = parse_placement(p, g, where, svc);
+        if (r < 0)
+                return r;
 
         r = parse_check(p, g, where, &svc->check);
         if (r < 0)
@@ -1419,6 +1570,12 @@ static int parse_services(struct parser *p, const config_setting_t *root, struct
                                             "services[%d].unit: unit \"%s\" is already used by "
                                             "service \"%s\" (line %d)",
                                             i, svc->unit, o->name, o->line);
+                        /* Else a placed "web@8081.service" could belong to either service. */
+                        if (o->template_unit && svc->template_unit && strcmp(o->template_unit, svc->template_unit) == 0)
+                                return fail(p, line_of(config_setting_get_member(e, "unit")),
+                                            "services[%d].unit: template \"%s\" is already used by "
+                                            "service \"%s\" (line %d), which also has replicas",
+                                            i, svc->template_unit, o->name, o->line);
                 }
         }
         return 0;
@@ -1600,6 +1757,7 @@ int config_load(const char *path, struct agentd_config **ret, char **ret_error) 
 static void free_service(struct config_service *s) {
         free(s->name);
         free(s->unit);
+        free(s->template_unit);
         free(s->address);
         free(s->check.path);
         free(s->check.expect_body);
@@ -1660,5 +1818,20 @@ const char *config_diff_restart_key(const struct agentd_config *old, const struc
                 return "control.group";
         if (old->bus != new->bus)
                 return "systemd.bus";
+        /* The election core is built once, with these, at start. */
+        if (old->election.election_timeout_min_us != new->election.election_timeout_min_us)
+                return "cluster.election.timeout_min";
+        if (old->election.election_timeout_max_us != new->election.election_timeout_max_us)
+                return "cluster.election.timeout_max";
+        if (old->election.heartbeat_interval_us != new->election.heartbeat_interval_us)
+                return "cluster.election.heartbeat";
+        if (old->election.lease_us != new->election.lease_us)
+                return "cluster.election.lease";
+        if (old->election.lease_guard_us != new->election.lease_guard_us)
+                return "cluster.election.lease_guard";
         return NULL;
+}
+
+bool config_service_has_static(const struct config_service *s) {
+        return !(s->template_unit && strcmp(s->unit, s->template_unit) == 0);
 }

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "common/util.h"
+#include "core/election.h"
 
 enum config_role { CONFIG_ROLE_MEMBER, CONFIG_ROLE_WITNESS, _CONFIG_ROLE_MAX };
 enum config_profile { CONFIG_PROFILE_LAN, CONFIG_PROFILE_LOCAL, CONFIG_PROFILE_WAN, _CONFIG_PROFILE_MAX };
@@ -75,6 +76,15 @@ struct config_service {
         int weight;
         enum config_algorithm algorithm;
         int replicas;
+        /*
+         * Placement (replicas >= 1): the template the leader's placed
+         * instances are made from ("web@.service"; port P gives
+         * "web@P.service") and the ports they may use. NULL and 0, 0 when
+         * replicas is 0. A unit that is itself the template runs no static
+         * instance here (config_service_has_static()).
+         */
+        char *template_unit;
+        uint16_t port_min, port_max;
         struct config_check check;
         struct config_restart restart;
         struct config_breaker breaker;
@@ -121,6 +131,7 @@ struct agentd_config {
         char *keyring;          /* NULL: plaintext */
         enum config_profile profile;
         struct config_gossip gossip;
+        struct election_config election;       /* cluster.election, validated */
 
         /* control */
         char *control_socket;
@@ -162,6 +173,12 @@ void config_free(struct agentd_config *c);
  * can be applied to a running agent that loaded OLD.
  */
 const char *config_diff_restart_key(const struct agentd_config *old, const struct agentd_config *new);
+
+/*
+ * False for a service whose unit is a bare template ("web@.service"): this
+ * host runs no configured instance of it, only the ones the leader places.
+ */
+bool config_service_has_static(const struct config_service *s);
 
 const char *config_role_to_string(enum config_role r);
 const char *config_profile_to_string(enum config_profile p);

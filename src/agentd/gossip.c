@@ -21,6 +21,7 @@
 #include "common/ctlproto.h"
 #include "core/membership.h"
 #include "core/replay.h"
+#include "core/sync.h"
 #include "core/wire.h"
 #include "io/crypto.h"
 #include "io/journal.h"
@@ -36,6 +37,10 @@
  * (NET_CONNS_DEFAULT), since those are theirs to open.
  */
 #define GOSSIP_PENDING_MAX (MEMBERSHIP_SEEDS_MAX + NET_CONNS_DEFAULT)
+/* Inbound TCP exchanges at once: push-pulls plus every agent's report to a new leader. */
+#define GOSSIP_INBOUND_MAX 128
+/* Cookies of sync exchanges have this bit set; push-pull cookies never do. */
+#define GOSSIP_SYNC_COOKIE (UINT64_C(1) << 63)
 /* Seeds for a join: configured ones first, then remembered members. */
 #define GOSSIP_SEEDS_MAX MEMBERSHIP_SEEDS_MAX
 /* Largest UDP datagram we read; bigger ones are dropped by net and counted. */
@@ -98,11 +103,16 @@ struct gossip {
         gossip_change_fn on_change;
         void *election_userdata;
 
+        struct gossip_sync_handlers sync;
+        size_t sync_pending;            /* our sync exchanges in flight */
+
         uint8_t body[GOSSIP_DATAGRAM_MAX];
         uint8_t packet[WIRE_BUDGET_MAX + CRYPTO_OVERHEAD_ENCRYPTED];
 };
 
 static void gossip_drain(struct gossip *g);
+static int sync_request(struct gossip *g, const uint8_t *body, size_t blen, uint8_t **ret_reply,
+                        size_t *ret_reply_len);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -465,6 +475,8 @@ static void gossip_drain(struct gossip *g) {
         arm_tick(g);
         if (changed && g->on_change)
                 g->on_change(g->election_userdata);
+        if (changed && g->sync.on_change)
+                g->sync.on_change(g->sync.userdata);
         if (g->leaving && membership_leave_done(g->m))
                 ev_break(g->loop, EVBREAK_ALL);
 }
@@ -499,6 +511,11 @@ static void on_datagram(const uint8_t *buf, size_t len, const struct net_addr *f
         if (wire_is_election(g->body, blen)) {
                 if (g->on_election)
                         g->on_election(g->body, blen, g->election_userdata);
+                return;
+        }
+        if (sync_body_type(g->body, blen)) {
+                if (g->sync.on_datagram)
+                        g->sync.on_datagram(g->body, blen, g->sync.userdata);
                 return;
         }
         r = membership_receive_packet(g->m, util_now_mono_us(), &wfrom, g->body, blen);
@@ -542,6 +559,8 @@ static int on_frame(const uint8_t *frame, size_t len, const struct net_addr *fro
                 return -EBADMSG;
         if (!net_to_wire(from, &wfrom))
                 return -EAFNOSUPPORT;
+        if (sync_body_type(body, blen))
+                return sync_request(g, body, blen, ret_reply, ret_reply_len);
         r = membership_pushpull_receive(g->m, util_now_mono_us(), &wfrom, body, blen);
         if (r < 0) {
                 reject(g, GOSSIP_REJECT_MALFORMED, from);
@@ -562,14 +581,64 @@ static int on_frame(const uint8_t *frame, size_t len, const struct net_addr *fro
         return 0;
 }
 
+/*
+ * A sync request: the handler's reply body is sealed like a push-pull
+ * reply. Without a handler (a module not running) the connection closes.
+ */
+static int sync_request(struct gossip *g, const uint8_t *body, size_t blen, uint8_t **ret_reply,
+                        size_t *ret_reply_len) {
+        _cleanup_free_ uint8_t *reply = NULL, *out = NULL;
+        size_t rlen = 0, olen = 0;
+        int r;
+
+        if (!g->sync.on_request)
+                return -EOPNOTSUPP;
+        r = g->sync.on_request(body, blen, &reply, &rlen, g->sync.userdata);
+        if (r < 0)
+                return r;
+        out = malloc(rlen + CRYPTO_OVERHEAD_ENCRYPTED);
+        if (!out)
+                return -ENOMEM;
+        r = seal(g, reply, rlen, out, rlen + CRYPTO_OVERHEAD_ENCRYPTED, &olen);
+        if (r < 0)
+                return r;
+        *ret_reply = out;
+        *ret_reply_len = olen;
+        out = NULL;
+        return 0;
+}
+
+static void sync_reply(struct gossip *g, uint64_t cookie, int result, const uint8_t *frame, size_t len) {
+        _cleanup_free_ uint8_t *body = NULL;
+        size_t blen = 0;
+
+        if (g->sync_pending > 0)
+                g->sync_pending--;
+        if (!g->sync.on_reply)
+                return;
+        if (result == 0) {
+                /* The reply comes over our own connection: no address to check it against. */
+                struct net_addr none = {};
+
+                if (!open_frame(g, frame, len, &none, &body, &blen))
+                        result = -EBADMSG;
+        }
+        g->sync.on_reply(cookie & ~GOSSIP_SYNC_COOKIE, result, body, blen, g->sync.userdata);
+}
+
 static void on_reply(uint64_t cookie, int result, const uint8_t *frame, size_t len, void *userdata) {
         struct gossip *g = userdata;
-        struct pending_exchange *p = pending_find(g, cookie);
+        struct pending_exchange *p;
         _cleanup_free_ uint8_t *body = NULL;
         struct wire_addr to;
         struct net_addr from;
         size_t blen = 0;
 
+        if (cookie & GOSSIP_SYNC_COOKIE) {
+                sync_reply(g, cookie, result, frame, len);
+                return;
+        }
+        p = pending_find(g, cookie);
         if (!p)
                 return;
         to = p->to;
@@ -817,6 +886,7 @@ static int advertise_address(const struct agentd_config *c, struct net *n, struc
 
 static void start_join(struct gossip *g, const struct agentd_config *c, const struct wire_addr *self) {
         struct seed_list seeds = { .self = self };
+        bool self_seed = false;
         size_t configured;
         int r;
 
@@ -829,10 +899,19 @@ static void start_join(struct gossip *g, const struct agentd_config *c, const st
                         log_warning("gossip: cluster.join: cannot resolve %s; skipping it", c->join[i]);
                         continue;
                 }
+                self_seed |= wire_addr_equal(&wa, self);
                 seed_add(&seeds, &wa);
         }
         configured = seeds.n;
         (void) store_state_foreach(agent_store(g->agent), STORE_TABLE_MEMBERS, seed_from_store, &seeds);
+        if (seeds.n == 0 && self_seed) {
+                /* Our own address is the only seed: we found the cluster (and may elect ourselves). */
+                log_info("gossip: cluster.join names only this node: founding the cluster");
+                r = membership_join(g->m, util_now_mono_us(), self, 1);
+                if (r < 0)
+                        log_error("gossip: cannot found the cluster: %s", strerror(-r));
+                return;
+        }
         if (seeds.n == 0) {
                 log_info("gossip: no one to join (cluster.join is empty and no members are remembered); "
                          "waiting for others to join us");
@@ -852,7 +931,9 @@ int gossip_new(struct agent *a, struct gossip **ret) {
                 .port = c->bind_port,
                 .max_datagram = GOSSIP_DATAGRAM_MAX,
                 .max_frame = CRYPTO_FRAME_MAX,
-                .max_outbound = GOSSIP_PENDING_MAX,
+                .max_outbound = GOSSIP_PENDING_MAX + GOSSIP_SYNC_PENDING_MAX,
+                /* Every agent reports to the leader at once after an election. */
+                .max_conns = GOSSIP_INBOUND_MAX,
         };
         struct net_callbacks ncb = { .datagram = on_datagram, .frame = on_frame, .reply = on_reply };
         struct membership_config cfg;
@@ -1154,4 +1235,39 @@ int gossip_send_to(struct gossip *g, const char *name, const uint8_t *body, size
 
 const struct membership *gossip_membership(const struct gossip *g) {
         return g->m;
+}
+
+/* ---- table sync transport -------------------------------------------------------- */
+
+void gossip_set_sync_handlers(struct gossip *g, const struct gossip_sync_handlers *h) {
+        g->sync = h ? *h : (struct gossip_sync_handlers) {};
+}
+
+int gossip_sync_exchange(struct gossip *g, const char *name, const uint8_t *body, size_t len, uint64_t *ret_cookie) {
+        _cleanup_free_ uint8_t *frame = NULL;
+        struct membership_member_info info;
+        struct net_addr addr;
+        size_t flen, cap = len + CRYPTO_OVERHEAD_ENCRYPTED;
+        uint64_t cookie;
+        int r;
+
+        if (membership_member_get(g->m, name, &info) < 0 || info.state == MEMBERSHIP_LEFT)
+                return -ENOENT;
+        if (!wire_addr_valid(&info.addr) || !wire_to_net(&info.addr, &addr))
+                return -EINVAL;
+        if (g->sync_pending >= GOSSIP_SYNC_PENDING_MAX)
+                return -EBUSY;
+        frame = malloc(cap);
+        if (!frame)
+                return -ENOMEM;
+        r = seal(g, body, len, frame, cap, &flen);
+        if (r < 0)
+                return r;
+        cookie = ++g->next_cookie | GOSSIP_SYNC_COOKIE;
+        r = net_exchange(g->net, &addr, frame, flen, cookie);
+        if (r < 0)
+                return r;
+        g->sync_pending++;
+        *ret_cookie = cookie & ~GOSSIP_SYNC_COOKIE;
+        return 0;
 }

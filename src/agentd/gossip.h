@@ -88,4 +88,32 @@ int gossip_send_to(struct gossip *g, const char *name, const uint8_t *body, size
 struct membership;
 const struct membership *gossip_membership(const struct gossip *g);
 
+/*
+ * Table sync transport for src/agentd/balancer.c (bodies of core/sync.h).
+ * UDP sync bodies (ANNOUNCE, DRAIN, DRAIN_ACK) go to on_datagram; a TCP
+ * exchange whose request is a sync body (REPORT, UPDATE) goes to
+ * on_request, which returns 0 and a malloc'd reply body, or a negative
+ * errno to close the connection unanswered; the outcome of our own
+ * exchanges (gossip_sync_exchange) arrives at on_reply with the reply body
+ * (opened and replay-checked) or a negative errno. on_change runs, like the
+ * election's, after membership events. All bodies are still undecoded.
+ */
+struct gossip_sync_handlers {
+        void (*on_datagram)(const uint8_t *body, size_t len, void *userdata);
+        int (*on_request)(const uint8_t *body, size_t len, uint8_t **ret_reply, size_t *ret_len, void *userdata);
+        void (*on_reply)(uint64_t cookie, int result, const uint8_t *body, size_t len, void *userdata);
+        void (*on_change)(void *userdata);
+        void *userdata;
+};
+void gossip_set_sync_handlers(struct gossip *g, const struct gossip_sync_handlers *h); /* NULL: none */
+
+/*
+ * Starts a TCP exchange carrying body to member `name`. *ret_cookie
+ * identifies the reply. -ENOENT unknown or left, -EINVAL no address,
+ * -EBUSY too many exchanges in flight, -ENOMEM.
+ */
+int gossip_sync_exchange(struct gossip *g, const char *name, const uint8_t *body, size_t len, uint64_t *ret_cookie);
+/* Most sync exchanges of ours in flight at once. */
+#define GOSSIP_SYNC_PENDING_MAX 256
+
 #endif

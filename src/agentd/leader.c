@@ -31,6 +31,13 @@ struct leader {
         uint64_t rng;
         ev_timer timer;
 
+        /* What the change handler was last told about. */
+        void (*on_change)(void *userdata);
+        void *change_userdata;
+        char seen_leader[ELECTION_NAME_MAX];
+        uint64_t seen_term;
+        bool seen_active;
+
         /* The member list last given to the core (sorted by name), to pass only real changes. */
         struct election_member *members;
         char (*names)[ELECTION_NAME_MAX];
@@ -95,6 +102,21 @@ static void send_msg(struct leader *l, const struct election_output *o) {
         (void) gossip_send_to(l->gossip, o->to, body, len);
 }
 
+/* Tells the balancer when leader, term or our activity changed since it last heard. */
+static void notify(struct leader *l) {
+        const char *name = election_leader(l->e);
+        bool active = election_is_active(l->e, util_now_mono_us());
+
+        if (strcmp(name ? name : "", l->seen_leader) == 0 && election_term(l->e) == l->seen_term &&
+            active == l->seen_active)
+                return;
+        snprintf(l->seen_leader, sizeof(l->seen_leader), "%s", name ? name : "");
+        l->seen_term = election_term(l->e);
+        l->seen_active = active;
+        if (l->on_change)
+                l->on_change(l->change_userdata);
+}
+
 static void arm(struct leader *l) {
         uint64_t deadline = election_next_deadline(l->e), now = util_now_mono_us();
 
@@ -145,6 +167,7 @@ static void drain(struct leader *l) {
         }
         election_outputs_clear(l->e);
         arm(l);
+        notify(l);
 }
 
 static int cmp_member(const void *a, const void *b) {
@@ -313,7 +336,7 @@ int leader_new(struct agent *a, struct gossip *g, struct leader **ret) {
                 free(l);
                 return r;
         }
-        election_config_defaults(&cfg);
+        cfg = c->election;      /* cluster.election, validated by the config loader */
         rng = (struct election_rng) { .next = rng_next, .ctx = l };
         r = election_new(&cfg, c->node_name, term, vote[0] ? vote : NULL, &rng, util_now_mono_us(), &l->e);
         if (r < 0) {
@@ -399,4 +422,25 @@ int leader_status(struct leader *l, json_t *status) {
             json_object_set_new(status, "term", json_integer((json_int_t) election_term(l->e))) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+const char *leader_current(struct leader *l) {
+        return election_leader(l->e);
+}
+
+uint64_t leader_term(struct leader *l) {
+        return election_term(l->e);
+}
+
+bool leader_active(struct leader *l) {
+        return election_is_active(l->e, util_now_mono_us());
+}
+
+bool leader_accepts(struct leader *l, uint64_t term) {
+        return election_accepts(l->e, term);
+}
+
+void leader_set_change_handler(struct leader *l, void (*fn)(void *userdata), void *userdata) {
+        l->on_change = fn;
+        l->change_userdata = userdata;
 }

@@ -9,6 +9,9 @@
 #ifndef AGENTD_LEADER_H
 #define AGENTD_LEADER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 struct agent;
@@ -24,6 +27,18 @@ void leader_free(struct leader *l);        /* NULL-safe */
 
 /* The `leader` verb: a complete reply. */
 json_t *leader_verb(struct leader *l, json_t *args);
+
+/*
+ * For the balancer: the leader of the current term (NULL: none known), the
+ * term, whether we lead with a running lease (only then may we issue
+ * tables and orders), and fencing (an output of `term` may be acted on).
+ * The change handler runs after any change of leader, term or activity.
+ */
+const char *leader_current(struct leader *l);
+uint64_t leader_term(struct leader *l);
+bool leader_active(struct leader *l);
+bool leader_accepts(struct leader *l, uint64_t term);
+void leader_set_change_handler(struct leader *l, void (*fn)(void *userdata), void *userdata);
 
 /* Fills "leader", "term" and "quorum" ({"have":N,"need":N}) of a status object. 0 or -ENOMEM. */
 int leader_status(struct leader *l, json_t *status);

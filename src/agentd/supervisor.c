@@ -15,6 +15,15 @@
  *     half-open, end of the fail-safe period).
  * After every such step the instance's persistable state is compared with
  * what was last written and written again when it changed.
+ *
+ * Placed instances (a leader's order, supervisor_assign) are instances like
+ * the others, built from their service's config with the template's unit and
+ * the placed port, plus a placement life cycle: persisted as part of the
+ * placed set, then StartUnit followed to its job result (checks are held
+ * until it ends), and at the end StopUnit followed the same way, after which
+ * the instance is forgotten. Starts and stops that could not be sent (bus
+ * down) are retried by one timer. Their rows in the state tables are keyed
+ * by unit; a configured instance's by its service name, as before.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +40,7 @@
 #include "core/breaker.h"
 #include "core/health.h"
 #include "core/supervise.h"
+#include "core/sync.h"
 #include "io/journal.h"
 #include "io/probe.h"
 #include "io/store.h"
@@ -40,6 +50,11 @@
 _Static_assert(CONFIG_MAX_SERVICES <= SYSTEMD_MAX_UNITS, "config allows more services than systemd.c can watch");
 
 #define WHY_MAX 256
+/* Retry period of placement starts and stops that could not be sent or failed. */
+#define PLACE_RETRY_S 2.
+/* Key of the placed set (and of the term of the assignment held) in STORE_TABLE_AGENT. */
+#define PLACED_KEY "placed"
+#define PLACED_TERM_KEY "placed_term"
 
 struct supervisor;
 
@@ -86,6 +101,25 @@ struct instance {
         struct supervise_snapshot saved_sup;
         struct breaker_snapshot saved_brk;
         bool saved_valid;
+
+        /* Placement: STATIC instances leave all of this at zero but ever_up. */
+        enum placement_origin origin;
+        uint64_t placed_at_us;          /* PLACED: CLOCK_REALTIME µs of the order */
+        uint64_t placed_term;           /* PLACED: the term of the leader that placed it */
+        uint64_t place_cookie;          /* our StartUnit/StopUnit in flight; 0: none */
+        bool place_stop_job;            /* ... which is a StopUnit */
+        bool need_start;                /* a StartUnit is due (not sent yet) */
+        bool start_if_inactive;         /* restored: start it once its state says inactive */
+        bool start_failed;              /* the last start job failed */
+        bool stopping;                  /* no longer assigned: stopping, then forgotten */
+        char stop_why[WHY_MAX];         /* ... because */
+        bool ever_up;                   /* an up verdict since it was started: PENDING ends */
+
+        /* What supervisor_report() showed last, to call the report handler on changes only. */
+        bool rep_valid;
+        bool rep_healthy;
+        enum breaker_state rep_breaker;
+        enum placement_instance_state rep_state;
 };
 
 struct supervisor {
@@ -98,12 +132,29 @@ struct supervisor {
         bool fail_safe;
         uint64_t started_us;
 
-        struct instance **insts;
+        struct instance **insts;        /* configured instances, in config order */
         size_t n_insts;
+
+        struct instance **placed;       /* placed instances, sorted by unit */
+        size_t n_placed;
+        uint64_t assign_term;           /* term of the assignment held (fencing) */
+        char **orphans;                 /* restored placed units without a service now: to stop */
+        size_t n_orphans;
+        ev_timer place_timer;           /* retries placement starts and stops */
+        uint64_t skip_hash;             /* the last skipped-assignment message logged */
+
+        ev_prepare report_prepare;      /* calls report_fn once per loop iteration when something changed */
+        void (*report_fn)(void *userdata);
+        void *report_userdata;
 };
 
 static void inst_apply(struct instance *in, struct supervise_output *out, uint64_t now);
 static void inst_arm_wake(struct instance *in, uint64_t now);
+static void report_changed(struct supervisor *s);
+static void placed_persist(struct supervisor *s, bool commit);
+static void place_start(struct instance *in);
+static void place_kick(struct supervisor *s, bool now);
+static void place_job_done(struct instance *in, enum systemd_job_result result, const char *text);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -119,23 +170,48 @@ static const char *check_name(const struct instance *in) {
         return config_check_type_to_string(in->cfg.check.type);
 }
 
-static void inst_emit(struct instance *in, enum event_kind kind, const char *fmt, ...) _printf_(3, 4);
+static void inst_emit_term(struct instance *in, enum event_kind kind, uint64_t term, const char *fmt, ...)
+        _printf_(4, 5);
 
 /* Every instance event names its service and unit; the subject is the unit. */
-static void inst_emit(struct instance *in, enum event_kind kind, const char *fmt, ...) {
+static void inst_emit_va(struct instance *in, enum event_kind kind, uint64_t term, const char *fmt, va_list ap) {
         char detail[1024];
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(detail, sizeof(detail), fmt, ap);
-        va_end(ap);
         agent_emit_event(in->sup->agent, &(struct event) {
                 .kind = kind,
                 .subject = in->cfg.unit,
                 .detail = detail,
                 .service = in->cfg.name,
                 .unit = in->cfg.unit,
+                .term = term,
         });
+}
+
+static void inst_emit_term(struct instance *in, enum event_kind kind, uint64_t term, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        inst_emit_va(in, kind, term, fmt, ap);
+        va_end(ap);
+}
+
+static void inst_emit(struct instance *in, enum event_kind kind, const char *fmt, ...) _printf_(3, 4);
+static void inst_emit(struct instance *in, enum event_kind kind, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        inst_emit_va(in, kind, 0, fmt, ap);
+        va_end(ap);
+}
+
+/*
+ * The key of an instance's rows in the state tables: a configured
+ * instance's service name (one per service, as it always was), a placed
+ * one's unit (a service may have several here).
+ */
+static const char *inst_key(const struct instance *in) {
+        return in->origin == PLACEMENT_PLACED ? in->cfg.unit : in->cfg.name;
 }
 
 static const char *pid_text(uint32_t pid, char *buf, size_t len) {
@@ -151,6 +227,7 @@ static const char *pid_text(uint32_t pid, char *buf, size_t len) {
 static void svc_clear(struct config_service *c) {
         free(c->name);
         free(c->unit);
+        free(c->template_unit);
         free(c->address);
         free(c->check.path);
         free(c->check.expect_body);
@@ -170,9 +247,10 @@ static int dup_or_null(const char *s, char **ret) {
 static int svc_copy(const struct config_service *src, struct config_service *dst) {
         struct config_service c = *src;
 
-        c.name = c.unit = c.address = NULL;
+        c.name = c.unit = c.address = c.template_unit = NULL;
         c.check.path = c.check.expect_body = c.check.command = NULL;
         if (dup_or_null(src->name, &c.name) < 0 || dup_or_null(src->unit, &c.unit) < 0 ||
+            dup_or_null(src->template_unit, &c.template_unit) < 0 ||
             dup_or_null(src->address, &c.address) < 0 || dup_or_null(src->check.path, &c.check.path) < 0 ||
             dup_or_null(src->check.expect_body, &c.check.expect_body) < 0 ||
             dup_or_null(src->check.command, &c.check.command) < 0) {
@@ -262,7 +340,7 @@ static int put_json(struct instance *in, enum store_table t, json_t *doc, uint64
         json_decref(doc);
         if (!text)
                 return -ENOMEM;
-        r = store_state_put(agent_store(in->sup->agent), t, in->cfg.name, text, now_real);
+        r = store_state_put(agent_store(in->sup->agent), t, inst_key(in), text, now_real);
         /* A broken store would fail every write: say so once, not at every check. */
         if (r < 0 && !in->sup->store_failing)
                 log_error("supervisor: cannot save %s state of %s: %s (further failures not logged)",
@@ -323,7 +401,7 @@ static json_t *load_row(struct instance *in, enum store_table t) {
         json_t *doc;
         int r;
 
-        r = store_state_get(agent_store(in->sup->agent), t, in->cfg.name, &text, NULL);
+        r = store_state_get(agent_store(in->sup->agent), t, inst_key(in), &text, NULL);
         if (r == -ENOENT)
                 return NULL;
         if (r < 0) {
@@ -423,6 +501,7 @@ static void delete_rows(struct supervisor *s, const char *key) {
 }
 
 struct stale_keys {
+        const struct supervisor *sup;
         const struct agentd_config *config;
         char **keys;
         size_t n;
@@ -436,6 +515,9 @@ static int collect_stale(const char *key, const char *value, uint64_t updated_us
 
         for (size_t i = 0; i < sk->config->n_services; i++)
                 if (strcmp(sk->config->services[i].name, key) == 0)
+                        return 0;
+        for (size_t i = 0; i < sk->sup->n_placed; i++)
+                if (strcmp(sk->sup->placed[i]->cfg.unit, key) == 0)
                         return 0;
         if (sk->n == sk->cap) {
                 size_t cap = sk->cap ? sk->cap * 2 : 8;
@@ -452,10 +534,13 @@ static int collect_stale(const char *key, const char *value, uint64_t updated_us
         return 0;
 }
 
-/* State of services no longer configured (removed while agentd was down) is dropped. */
+/*
+ * State of services no longer configured (removed while agentd was down) and
+ * of placed instances no longer held is dropped.
+ */
 static void delete_stale_rows(struct supervisor *s) {
         static const enum store_table tables[] = { STORE_TABLE_BREAKERS, STORE_TABLE_RATELIMITS, STORE_TABLE_BACKOFF };
-        struct stale_keys sk = { .config = agent_config(s->agent) };
+        struct stale_keys sk = { .sup = s, .config = agent_config(s->agent) };
 
         for (size_t i = 0; i < ELEMENTSOF(tables); i++)
                 (void) store_state_foreach(agent_store(s->agent), tables[i], collect_stale, &sk);
@@ -464,7 +549,7 @@ static void delete_stale_rows(struct supervisor *s) {
                 for (size_t j = 0; j < i; j++)
                         dup = dup || strcmp(sk.keys[i], sk.keys[j]) == 0;
                 if (!dup) {
-                        log_info("supervisor: dropping saved state of service %s (no longer configured)", sk.keys[i]);
+                        log_info("supervisor: dropping saved state of %s (no longer configured or placed)", sk.keys[i]);
                         delete_rows(s, sk.keys[i]);
                 }
         }
@@ -566,10 +651,15 @@ static void inst_restart(struct instance *in, const struct supervise_action *a, 
 
         inst_persist(in);
 
-        r = s->sd ? systemd_restart_unit(s->sd, in->cfg.unit, &cookie) : -ENOTCONN;
+        /* A placed instance being started or stopped on the leader's order is not restarted meanwhile. */
+        if (in->stopping || in->need_start || in->place_cookie)
+                r = -EALREADY;
+        else
+                r = s->sd ? systemd_restart_unit(s->sd, in->cfg.unit, &cookie) : -ENOTCONN;
         if (r < 0) {
                 inst_emit(in, EVENT_RESTART_SUPPRESSED, "restart %u (%s) not sent: %s", a->attempt, in->job_why,
-                          r == -ENOTCONN ? "systemd is not reachable on the bus" : strerror(-r));
+                          r == -ENOTCONN ? "systemd is not reachable on the bus" :
+                          r == -EALREADY ? "the placed instance is being started or stopped" : strerror(-r));
                 /* Reported from the loop, not from inside this apply: the core is mid-call. */
                 in->job_unknown_pending = true;
                 ev_timer_stop(s->loop, &in->wake_timer);
@@ -664,6 +754,41 @@ static void inst_verdict(struct instance *in, enum health_state v, uint64_t now)
         inst_apply(in, &out, now);
 }
 
+static enum placement_instance_state inst_placement_state(const struct instance *in) {
+        if (in->stopping)
+                return PLACEMENT_STOPPING;
+        if (in->start_failed || in->not_found || in->supervise.quarantined)
+                return PLACEMENT_FAILED;
+        if (in->health.state == HEALTH_HEALTHY)
+                return PLACEMENT_HEALTHY;
+        return in->ever_up ? PLACEMENT_UNHEALTHY : PLACEMENT_PENDING;
+}
+
+/* The table's "healthy": an up verdict, and not on its way out. */
+static bool inst_up(const struct instance *in) {
+        return in->health.state == HEALTH_HEALTHY && !in->stopping;
+}
+
+/* Tells the report handler when what supervisor_report() says of IN changed. */
+static void inst_note_change(struct instance *in) {
+        bool healthy = inst_up(in);
+        enum placement_instance_state st = inst_placement_state(in);
+
+        if (in->rep_valid && in->rep_healthy == healthy && in->rep_breaker == in->breaker.state &&
+            in->rep_state == st)
+                return;
+        in->rep_valid = true;
+        in->rep_healthy = healthy;
+        in->rep_breaker = in->breaker.state;
+        in->rep_state = st;
+        report_changed(in->sup);
+}
+
+/* Checks wait while a placed instance is being started or stopped: they would only see it half-way. */
+static bool inst_checks_held(const struct instance *in) {
+        return in->stopping || in->need_start || in->start_if_inactive || in->place_cookie;
+}
+
 /* A check result, from a probe or from the unit's state. */
 static void inst_result(struct instance *in, bool ok, uint64_t latency_us, const char *reason) {
         struct breaker_transition bt[BREAKER_MAX_TRANSITIONS];
@@ -689,10 +814,20 @@ static void inst_result(struct instance *in, bool ok, uint64_t latency_us, const
                         log_info("supervisor: %s: healthy (%s check: %s)", in->cfg.unit, check_name(in),
                                  reason ? reason : "ok");
                 }
+                if (ht.to == HEALTH_HEALTHY) {
+                        in->start_failed = false;
+                        if (!in->ever_up) {
+                                in->ever_up = true;
+                                /* A restored placed instance that was up once is not PENDING again. */
+                                if (in->origin == PLACEMENT_PLACED)
+                                        placed_persist(in->sup, false);
+                        }
+                }
                 inst_verdict(in, ht.to, now);
         }
         inst_persist(in);
         inst_arm_wake(in, now);
+        inst_note_change(in);
 }
 
 /* ---- callbacks ----------------------------------------------------------- */
@@ -734,6 +869,8 @@ static void on_check_timer(struct ev_loop *loop, ev_timer *w, int revents) {
         (void) loop;
         (void) revents;
 
+        if (inst_checks_held(in))
+                return;
         if (!in->probe) {
                 systemd_check(in);
                 return;
@@ -769,13 +906,46 @@ static void on_wake_timer(struct ev_loop *loop, ev_timer *w, int revents) {
         inst_apply(in, &out, now);
         inst_persist(in);
         inst_arm_wake(in, now);
+        inst_note_change(in);
 }
 
-static struct instance *find_unit(struct supervisor *s, const char *unit) {
+static struct instance *find_static_unit(struct supervisor *s, const char *unit) {
         for (size_t i = 0; i < s->n_insts; i++)
                 if (strcmp(s->insts[i]->cfg.unit, unit) == 0)
                         return s->insts[i];
         return NULL;
+}
+
+/* Index of UNIT in s->placed, or where it would go (*ret_found false). */
+static size_t placed_index(const struct supervisor *s, const char *unit, bool *ret_found) {
+        size_t lo = 0, hi = s->n_placed;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(s->placed[mid]->cfg.unit, unit);
+
+                if (c == 0) {
+                        *ret_found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = false;
+        return lo;
+}
+
+static struct instance *find_placed_unit(struct supervisor *s, const char *unit) {
+        bool found;
+        size_t i = placed_index(s, unit, &found);
+
+        return found ? s->placed[i] : NULL;
+}
+
+static struct instance *find_unit(struct supervisor *s, const char *unit) {
+        return find_static_unit(s, unit) ?: find_placed_unit(s, unit);
 }
 
 static void copy_state(char dst[static SYSTEMD_STATE_MAX], const char *src) {
@@ -834,9 +1004,24 @@ static void on_unit_changed(struct systemd *sd, const struct systemd_unit_state 
                                   in->cfg.unit, pid_text(in->main_pid, p1, sizeof(p1)), now - in->verdict_at_us);
         }
 
+        /* A restored placed instance: started again only when systemd says it is not running. */
+        if (in->start_if_inactive && in->unit_loaded) {
+                in->start_if_inactive = false;
+                if (!in->not_found && (strcmp(in->active_state, "inactive") == 0 ||
+                                       strcmp(in->active_state, "failed") == 0)) {
+                        log_info("supervisor: %s: placed instance restored, unit %s: starting it", in->cfg.unit,
+                                 in->active_state);
+                        in->need_start = true;
+                        place_start(in);
+                } else
+                        log_info("supervisor: %s: placed instance restored, unit %s/%s", in->cfg.unit,
+                                 in->not_found ? "not-found" : in->active_state, in->sub_state);
+        }
+
         inst_unit_status(in, now);
         inst_persist(in);
         inst_arm_wake(in, now);
+        inst_note_change(in);
 }
 
 static void on_unit_error(struct systemd *sd, const char *unit, int error, const char *message, void *userdata) {
@@ -852,9 +1037,11 @@ static void on_unit_error(struct systemd *sd, const char *unit, int error, const
                         log_warning("supervisor: %s: %s; it cannot be restarted until it exists",
                                     in->cfg.unit, message ? message : "unit not found");
                 in->not_found = true;
+                in->start_if_inactive = false;
                 inst_unit_status(in, now);
                 inst_persist(in);
                 inst_arm_wake(in, now);
+                inst_note_change(in);
                 return;
         }
         log_warning("supervisor: %s: %s", in->cfg.unit, message ? message : strerror(-error));
@@ -871,6 +1058,10 @@ static void on_job_done(struct systemd *sd, uint64_t cookie, const char *unit, e
         char p1[32], p2[32];
         uint32_t new_pid;
 
+        if (in && in->place_cookie && in->place_cookie == cookie) {
+                place_job_done(in, result, text);
+                return;
+        }
         if (!in || in->job_cookie != cookie)
                 return;
         in->job_cookie = 0;
@@ -898,6 +1089,7 @@ static void on_job_done(struct systemd *sd, uint64_t cookie, const char *unit, e
         inst_apply(in, &out, now);
         inst_persist(in);
         inst_arm_wake(in, now);
+        inst_note_change(in);
 }
 
 static void on_bus_ready(struct systemd *sd, bool reconnected, void *userdata) {
@@ -915,6 +1107,8 @@ static void on_bus_ready(struct systemd *sd, bool reconnected, void *userdata) {
                 log_info("supervisor: systemd reachable again; %u units watched, re-reading them", st.watched);
         } else
                 log_info("supervisor: connected to the %s bus", s->bus == CONFIG_BUS_USER ? "user" : "system");
+        /* Placement starts and stops that waited for the bus go out now. */
+        place_kick(s, true);
 }
 
 static void on_bus_lost(struct systemd *sd, const char *reason, void *userdata) {
@@ -990,7 +1184,8 @@ static void inst_free(struct instance *in) {
 
 static int ensure_bus(struct supervisor *s);
 
-static int inst_new(struct supervisor *s, const struct config_service *svc, struct instance **ret) {
+static int inst_new(struct supervisor *s, const struct config_service *svc, enum placement_origin origin,
+                    struct instance **ret) {
         struct supervise_config sc = supervise_config_of(svc);
         struct breaker_config bc = breaker_config_of(svc);
         struct instance *in;
@@ -1001,6 +1196,7 @@ static int inst_new(struct supervisor *s, const struct config_service *svc, stru
         if (!in)
                 return -ENOMEM;
         in->sup = s;
+        in->origin = origin;
         ev_timer_init(&in->check_timer, on_check_timer, 1., 1.);
         ev_timer_init(&in->wake_timer, on_wake_timer, 0., 0.);
         in->check_timer.data = in->wake_timer.data = in;
@@ -1104,6 +1300,479 @@ static int ensure_bus(struct supervisor *s) {
         return r;
 }
 
+/* ---- placed instances ------------------------------------------------------ */
+
+static void report_changed(struct supervisor *s) {
+        if (s->report_fn && !ev_is_active(&s->report_prepare))
+                ev_prepare_start(s->loop, &s->report_prepare);
+}
+
+/* Runs before the loop waits again: every change of this iteration makes one call. */
+static void on_report_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
+        struct supervisor *s = w->data;
+        (void) revents;
+
+        ev_prepare_stop(loop, w);
+        if (s->report_fn)
+                s->report_fn(s->report_userdata);
+}
+
+/* "web@.service" and 8081 give "web@8081.service"; false when it does not fit. */
+static bool placed_unit_name(const char *template_unit, uint16_t port, char buf[static SYNC_UNIT_MAX]) {
+        const char *at = strchr(template_unit, '@');
+        int n;
+
+        if (!at || at[1] != '.')
+                return false;
+        n = snprintf(buf, SYNC_UNIT_MAX, "%.*s%u%s", (int) (at - template_unit + 1), template_unit, port, at + 1);
+        return n > 0 && n < SYNC_UNIT_MAX;
+}
+
+static const struct config_service *config_find_service(const struct agentd_config *c, const char *name) {
+        for (size_t i = 0; i < c->n_services; i++)
+                if (strcmp(c->services[i].name, name) == 0)
+                        return &c->services[i];
+        return NULL;
+}
+
+/* Whether UNIT on PORT may be a placed instance of SVC as configured now: NULL, or why not. */
+static const char *placed_mismatch(const struct config_service *svc, const char *unit, uint16_t port) {
+        char want[SYNC_UNIT_MAX];
+
+        if (!svc)
+                return "the service is not configured here";
+        if (!svc->template_unit)
+                return "the service has no template here (replicas = 0)";
+        if (port == 0)
+                return "no port";
+        if (!placed_unit_name(svc->template_unit, port, want) || strcmp(want, unit) != 0)
+                return "the unit is not the service's template with the port";
+        return NULL;
+}
+
+/* Whether a configured instance of the config in force runs UNIT. */
+static bool config_has_static_unit(const struct agentd_config *c, const char *unit) {
+        for (size_t i = 0; i < c->n_services; i++)
+                if (config_service_has_static(&c->services[i]) && strcmp(c->services[i].unit, unit) == 0)
+                        return true;
+        return false;
+}
+
+/* The service's settings with the placed unit and port (borrowing both): what the instance runs with. */
+static struct config_service placed_config(const struct config_service *svc, char *unit, uint16_t port) {
+        struct config_service c = *svc;
+
+        c.unit = unit;
+        c.port = port;
+        return c;
+}
+
+/*
+ * Writes the placed set (and the term of the assignment held) to the agent
+ * table, so that a restarted agent supervises the units it started and does
+ * not act on an older term. COMMIT: on disk before returning, for a start
+ * that follows.
+ */
+static void placed_persist(struct supervisor *s, bool commit) {
+        struct store *st = agent_store(s->agent);
+        _cleanup_free_ char *text = NULL;
+        char term[48];
+        json_t *list = json_array();
+        uint64_t now_real = util_now_real_us();
+        int r = -ENOMEM;
+
+        for (size_t i = 0; list && i < s->n_placed; i++) {
+                const struct instance *in = s->placed[i];
+
+                if (json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:I, s:b, s:b}",
+                                                          "service", in->cfg.name,
+                                                          "unit", in->cfg.unit,
+                                                          "port", (int) in->cfg.port,
+                                                          "placed_at_us", (json_int_t) in->placed_at_us,
+                                                          "term", (json_int_t) in->placed_term,
+                                                          "ready", in->ever_up,
+                                                          "stopping", in->stopping)) < 0) {
+                        json_decref(list);
+                        list = NULL;
+                }
+        }
+        if (list)
+                text = json_dumps(list, JSON_COMPACT);
+        json_decref(list);
+        snprintf(term, sizeof(term), "{\"term\":%" PRIu64 "}", s->assign_term);
+        if (text) {
+                r = store_state_put(st, STORE_TABLE_AGENT, PLACED_KEY, text, now_real);
+                if (r >= 0)
+                        r = store_state_put(st, STORE_TABLE_AGENT, PLACED_TERM_KEY, term, now_real);
+                if (r >= 0 && commit)
+                        r = store_commit(st);
+        }
+        if (r < 0)
+                log_error("supervisor: cannot save the placed instances: %s", strerror(-r));
+}
+
+/* Arms the retry of placement starts and stops (NOW: at once, e.g. the bus is back). */
+static void place_kick(struct supervisor *s, bool now) {
+        if (now) {
+                ev_timer_stop(s->loop, &s->place_timer);
+                ev_timer_set(&s->place_timer, 0., PLACE_RETRY_S);
+                ev_timer_start(s->loop, &s->place_timer);
+        } else if (!ev_is_active(&s->place_timer)) {
+                ev_timer_set(&s->place_timer, PLACE_RETRY_S, PLACE_RETRY_S);
+                ev_timer_start(s->loop, &s->place_timer);
+        }
+}
+
+/* Sends StartUnit for a placed instance (need_start is set); job_done follows. */
+static void place_start(struct instance *in) {
+        struct supervisor *s = in->sup;
+        uint64_t cookie = 0;
+        int r;
+
+        r = s->sd ? systemd_start_unit(s->sd, in->cfg.unit, &cookie) : -ENOTCONN;
+        if (r == -ENOTCONN || r == -EBUSY) {
+                in->need_start = true;
+                place_kick(s, false);
+                return;
+        }
+        in->need_start = false;
+        if (r < 0) {
+                in->start_failed = true;
+                inst_emit_term(in, EVENT_INSTANCE_PLACED, in->placed_term,
+                               "start of %s failed: %s (placed by term %" PRIu64 ")", in->cfg.unit, strerror(-r),
+                               in->placed_term);
+                inst_note_change(in);
+                return;
+        }
+        in->place_cookie = cookie;
+        in->place_stop_job = false;
+        if (in->probe)
+                probe_cancel(in->probe);
+        log_info("supervisor: %s: StartUnit sent (placed by term %" PRIu64 ")", in->cfg.unit, in->placed_term);
+}
+
+/*
+ * Stops a placed instance no longer to run here (WHY, for the event; NULL
+ * when retrying); it is forgotten when the stop job ends.
+ */
+static void place_stop(struct instance *in, const char *why) {
+        struct supervisor *s = in->sup;
+        uint64_t cookie = 0;
+        int r;
+
+        if (!in->stopping) {
+                snprintf(in->stop_why, sizeof(in->stop_why), "%s", why ? why : "no longer assigned here");
+                in->stopping = true;
+                in->need_start = false;
+                in->start_if_inactive = false;
+                if (in->probe)
+                        probe_cancel(in->probe);
+        }
+        r = s->sd ? systemd_stop_unit(s->sd, in->cfg.unit, &cookie) : -ENOTCONN;
+        if (r < 0) {
+                if (r != -ENOTCONN && r != -EBUSY)
+                        log_warning("supervisor: %s: cannot send StopUnit: %s; retrying", in->cfg.unit, strerror(-r));
+                in->place_cookie = 0;
+                place_kick(s, false);
+                return;
+        }
+        in->place_cookie = cookie;
+        in->place_stop_job = true;
+        log_info("supervisor: %s: StopUnit sent (%s)", in->cfg.unit, in->stop_why);
+}
+
+/* Forgets a placed instance: checks, watch, saved rows; the placed set is saved without it. */
+static void placed_drop(struct supervisor *s, struct instance *in) {
+        bool found;
+        size_t i = placed_index(s, in->cfg.unit, &found);
+
+        if (!found || s->placed[i] != in)
+                return;
+        memmove(&s->placed[i], &s->placed[i + 1], (s->n_placed - i - 1) * sizeof(*s->placed));
+        s->n_placed--;
+        delete_rows(s, in->cfg.unit);
+        inst_free(in);
+        placed_persist(s, false);
+        report_changed(s);
+}
+
+static void place_job_done(struct instance *in, enum systemd_job_result result, const char *text) {
+        struct supervisor *s = in->sup;
+        const struct systemd_unit_state *st = NULL;
+
+        in->place_cookie = 0;
+        if (in->place_stop_job) {
+                bool down = result == SYSTEMD_RESULT_DONE || in->not_found ||
+                            (systemd_unit_state(s->sd, in->cfg.unit, &st) == 0 && st && st->loaded &&
+                             (strcmp(st->active_state, "inactive") == 0 || strcmp(st->active_state, "failed") == 0));
+
+                if (down) {
+                        inst_emit_term(in, EVENT_INSTANCE_STOPPED, s->assign_term,
+                                       "stopped %s (placed by term %" PRIu64 "; %s)", in->cfg.unit,
+                                       in->placed_term, in->stop_why);
+                        placed_drop(s, in);
+                        return;
+                }
+                log_warning("supervisor: %s: stop job %s (%s); retrying", in->cfg.unit,
+                            systemd_job_result_to_string(result), text ? text : "");
+                place_kick(s, false);
+                return;
+        }
+
+        if (result == SYSTEMD_RESULT_DONE) {
+                in->start_failed = false;
+                /* The verdict is about the process just started. */
+                health_reset(&in->health, util_now_mono_us());
+                inst_emit_term(in, EVENT_INSTANCE_PLACED, in->placed_term, "started %s (placed by term %" PRIu64 ")",
+                               in->cfg.unit, in->placed_term);
+        } else if (result == SYSTEMD_RESULT_UNKNOWN) {
+                /* The bus went away: the job may or may not have run, and starting again is harmless. */
+                log_warning("supervisor: %s: outcome of StartUnit unknown (%s); sending it again", in->cfg.unit,
+                            text ? text : "");
+                in->need_start = true;
+                place_kick(s, false);
+        } else {
+                in->start_failed = true;
+                inst_emit_term(in, EVENT_INSTANCE_PLACED, in->placed_term,
+                               "start of %s failed: job %s (%s) (placed by term %" PRIu64 ")", in->cfg.unit,
+                               systemd_job_result_to_string(result), text ? text : "", in->placed_term);
+        }
+        inst_note_change(in);
+}
+
+/* Retries what could not be sent: stops of left-over units, starts and stops of placed instances. */
+static void on_place_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+        struct supervisor *s = w->data;
+        bool pending = false;
+        (void) revents;
+
+        if (s->n_orphans > 0 && ensure_bus(s) == 0) {
+                size_t k = 0;
+
+                for (size_t i = 0; i < s->n_orphans; i++) {
+                        uint64_t cookie = 0;
+                        int r = systemd_stop_unit(s->sd, s->orphans[i], &cookie);
+
+                        if (r == -ENOTCONN || r == -EBUSY) {
+                                s->orphans[k++] = s->orphans[i];
+                                continue;
+                        }
+                        if (r < 0)
+                                log_warning("supervisor: %s: cannot send StopUnit: %s", s->orphans[i], strerror(-r));
+                        else
+                                log_notice("supervisor: %s: StopUnit sent (a placed instance this host no longer "
+                                           "runs)", s->orphans[i]);
+                        free(s->orphans[i]);
+                }
+                s->n_orphans = k;
+        }
+        for (size_t i = 0; i < s->n_placed; i++) {
+                struct instance *in = s->placed[i];
+
+                if (in->place_cookie)
+                        continue;
+                if (in->stopping)
+                        place_stop(in, NULL);
+                else if (in->need_start)
+                        place_start(in);
+        }
+        for (size_t i = 0; i < s->n_placed; i++)
+                pending = pending || (!s->placed[i]->place_cookie && (s->placed[i]->stopping || s->placed[i]->need_start));
+        if (!pending && s->n_orphans == 0)
+                ev_timer_stop(loop, w);
+}
+
+/* Creates the placed instance UNIT of SVC (not yet started) and files it in s->placed. */
+static int placed_create(struct supervisor *s, const struct config_service *svc, const char *unit, uint16_t port,
+                         uint64_t placed_at_us, uint64_t term, struct instance **ret) {
+        char name[SYNC_UNIT_MAX];
+        struct config_service c;
+        struct instance *in = NULL, **a;
+        bool found;
+        size_t i;
+        int r;
+
+        snprintf(name, sizeof(name), "%s", unit);
+        c = placed_config(svc, name, port);
+        a = realloc(s->placed, (s->n_placed + 1) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        s->placed = a;
+        r = inst_new(s, &c, PLACEMENT_PLACED, &in);
+        if (r < 0)
+                return r;
+        in->placed_at_us = placed_at_us;
+        in->placed_term = term;
+        i = placed_index(s, in->cfg.unit, &found);
+        memmove(&s->placed[i + 1], &s->placed[i], (s->n_placed - i) * sizeof(*a));
+        s->placed[i] = in;
+        s->n_placed++;
+        *ret = in;
+        return 0;
+}
+
+static void orphan_add(struct supervisor *s, const char *unit) {
+        char **a, *u;
+
+        if (s->n_orphans >= SYNC_ASSIGNED_MAX)
+                return;
+        a = realloc(s->orphans, (s->n_orphans + 1) * sizeof(*a));
+        if (!a)
+                return;
+        s->orphans = a;
+        u = strdup(unit);
+        if (u)
+                s->orphans[s->n_orphans++] = u;
+}
+
+/*
+ * The placed set of the previous run: each instance is supervised again
+ * (its unit most likely still runs: it is started only if systemd says it
+ * is inactive), a stop in progress is finished, and units whose service
+ * this host no longer runs with a template are stopped.
+ */
+static void placed_restore(struct supervisor *s) {
+        const struct agentd_config *c = agent_config(s->agent);
+        _cleanup_free_ char *text = NULL, *term_text = NULL;
+        bool changed = false, kick = false;
+        json_t *doc, *e;
+        size_t i;
+        int r;
+
+        if (store_state_get(agent_store(s->agent), STORE_TABLE_AGENT, PLACED_TERM_KEY, &term_text, NULL) == 0) {
+                json_t *t = json_loads(term_text, 0, NULL);
+
+                s->assign_term = row_uint(t, "term", INT64_MAX);
+                json_decref(t);
+        }
+        r = store_state_get(agent_store(s->agent), STORE_TABLE_AGENT, PLACED_KEY, &text, NULL);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_error("supervisor: cannot read the placed instances: %s", strerror(-r));
+                return;
+        }
+        doc = json_loads(text, 0, NULL);
+        if (!json_is_array(doc)) {
+                log_warning("supervisor: ignoring the unreadable saved set of placed instances");
+                json_decref(doc);
+                return;
+        }
+        json_array_foreach(doc, i, e) {
+                const char *svc_name = json_string_value(json_object_get(e, "service"));
+                const char *unit = json_string_value(json_object_get(e, "unit"));
+                uint64_t port = row_uint(e, "port", 65535);
+                const struct config_service *svc;
+                struct instance *in;
+                const char *why;
+
+                if (!svc_name || !unit || strlen(unit) >= SYNC_UNIT_MAX || !systemd_unit_name_valid(unit) ||
+                    port == 0 || i >= SYNC_ASSIGNED_MAX) {
+                        log_warning("supervisor: ignoring a malformed saved placed instance");
+                        changed = true;
+                        continue;
+                }
+                if (find_static_unit(s, unit) || find_placed_unit(s, unit)) {
+                        log_notice("supervisor: %s: no longer a placed instance (a configured instance now)", unit);
+                        changed = true;
+                        continue;
+                }
+                svc = config_find_service(c, svc_name);
+                why = placed_mismatch(svc, unit, (uint16_t) port);
+                if (why || s->n_insts + s->n_placed >= SYSTEMD_MAX_UNITS) {
+                        log_notice("supervisor: %s: placed instance of %s left from the last run: %s; stopping it",
+                                   unit, svc_name, why ? why : "too many units watched");
+                        orphan_add(s, unit);
+                        changed = kick = true;
+                        continue;
+                }
+                r = placed_create(s, svc, unit, (uint16_t) port, row_uint(e, "placed_at_us", INT64_MAX),
+                                  row_uint(e, "term", INT64_MAX), &in);
+                if (r < 0) {
+                        log_error("supervisor: %s: cannot supervise the placed instance: %s", unit, strerror(-r));
+                        changed = true;
+                        continue;
+                }
+                in->ever_up = json_is_true(json_object_get(e, "ready"));
+                if (json_is_true(json_object_get(e, "stopping"))) {
+                        in->stopping = true;
+                        snprintf(in->stop_why, sizeof(in->stop_why), "being stopped when agentd last ran");
+                        kick = true;
+                } else
+                        in->start_if_inactive = true;
+                log_info("supervisor: %s: placed instance of %s restored (placed by term %" PRIu64 "%s)", unit,
+                         svc_name, in->placed_term, in->stopping ? ", being stopped" : "");
+        }
+        json_decref(doc);
+        if (changed)
+                placed_persist(s, false);
+        if (kick)
+                place_kick(s, false);
+}
+
+/*
+ * Placed instances follow a reload: those whose service is gone, lost its
+ * template or now names another template are stopped; one that became a
+ * configured instance is handed over (forgotten here, not stopped); the
+ * others take the new settings of their service.
+ */
+static void placed_reload(struct supervisor *s) {
+        const struct agentd_config *c = agent_config(s->agent);
+        bool changed = false;
+
+        for (size_t i = s->n_placed; i-- > 0;) {
+                struct instance *in = s->placed[i];
+                const struct config_service *svc = config_find_service(c, in->cfg.name);
+                const char *why = placed_mismatch(svc, in->cfg.unit, in->cfg.port);
+                struct config_service tmp;
+
+                if (config_has_static_unit(c, in->cfg.unit)) {
+                        log_notice("supervisor: %s is now a configured instance; no longer a placed one", in->cfg.unit);
+                        placed_drop(s, in);
+                        continue;
+                }
+                if (why) {
+                        if (!in->stopping) {
+                                log_notice("supervisor: %s: stopping the placed instance: %s", in->cfg.unit, why);
+                                place_stop(in, why);
+                                changed = true;
+                        }
+                        continue;
+                }
+                tmp = placed_config(svc, in->cfg.unit, in->cfg.port);
+                if (inst_reconfigure(in, &tmp) < 0)
+                        log_error("supervisor: %s: cannot apply the new settings; keeping the old ones", in->cfg.unit);
+        }
+        if (changed)
+                placed_persist(s, false);
+}
+
+static uint64_t text_hash(const char *t) {
+        uint64_t h = UINT64_C(14695981039346656037);
+
+        for (; *t; t++)
+                h = (h ^ (unsigned char) *t) * UINT64_C(1099511628211);
+        return h;
+}
+
+/* One line for the entries of an assignment that were skipped, unless the same was said last time. */
+static void log_skipped(struct supervisor *s, uint64_t term, size_t n_skipped, size_t n, const char *first) {
+        char msg[512];
+        uint64_t h;
+
+        if (n_skipped == 0) {
+                s->skip_hash = 0;
+                return;
+        }
+        snprintf(msg, sizeof(msg), "skipped %zu of %zu placed instance%s (%s)", n_skipped, n, n == 1 ? "" : "s",
+                 first);
+        h = text_hash(msg);
+        if (h == s->skip_hash)
+                return;
+        s->skip_hash = h;
+        log_warning("supervisor: assignment of term %" PRIu64 ": %s", term, msg);
+}
+
 /* ---- public --------------------------------------------------------------- */
 
 int supervisor_new(struct agent *a, bool fail_safe, struct supervisor **ret) {
@@ -1123,6 +1792,10 @@ int supervisor_new(struct agent *a, bool fail_safe, struct supervisor **ret) {
         s->bus = c->bus;
         s->fail_safe = fail_safe;
         s->started_us = util_now_mono_us();
+        ev_timer_init(&s->place_timer, on_place_timer, 0., 0.);
+        s->place_timer.data = s;
+        ev_prepare_init(&s->report_prepare, on_report_prepare);
+        s->report_prepare.data = s;
         if (c->n_services > 0) {
                 s->insts = calloc(c->n_services, sizeof(*s->insts));
                 if (!s->insts) {
@@ -1130,9 +1803,10 @@ int supervisor_new(struct agent *a, bool fail_safe, struct supervisor **ret) {
                         return -ENOMEM;
                 }
         }
-        delete_stale_rows(s);
         for (size_t i = 0; i < c->n_services; i++) {
-                r = inst_new(s, &c->services[i], &s->insts[s->n_insts]);
+                if (!config_service_has_static(&c->services[i]))
+                        continue;  /* a bare template: only placed instances of it run here */
+                r = inst_new(s, &c->services[i], PLACEMENT_STATIC, &s->insts[s->n_insts]);
                 if (r < 0) {
                         log_error("supervisor: cannot supervise %s: %s", c->services[i].unit, strerror(-r));
                         supervisor_free(s);
@@ -1140,6 +1814,8 @@ int supervisor_new(struct agent *a, bool fail_safe, struct supervisor **ret) {
                 }
                 s->n_insts++;
         }
+        placed_restore(s);
+        delete_stale_rows(s);
         if (fail_safe && s->n_insts > 0)
                 log_warning("supervisor: the state database was recovered: automatic restarts are held back for "
                             "each service's restart.window (fail-safe)");
@@ -1162,6 +1838,8 @@ void supervisor_reload(struct supervisor *s) {
                 log_error("supervisor: out of memory applying the new configuration; keeping the old services");
                 return;
         }
+        /* First, so that a unit handed over to the configuration is no longer watched as a placed one. */
+        placed_reload(s);
 
         /* First let go of what is gone (or re-pointed to another unit), so its unit watch is free. */
         for (size_t i = 0; i < s->n_insts; i++) {
@@ -1171,10 +1849,12 @@ void supervisor_reload(struct supervisor *s) {
                 for (size_t j = 0; j < c->n_services; j++)
                         if (strcmp(c->services[j].name, in->cfg.name) == 0)
                                 svc = &c->services[j];
-                if (svc && strcmp(svc->unit, in->cfg.unit) == 0)
+                if (svc && strcmp(svc->unit, in->cfg.unit) == 0 && config_service_has_static(svc))
                         continue;
                 log_info("supervisor: %s (%s) %s", in->cfg.name, in->cfg.unit,
-                         svc ? "moves to another unit" : "is no longer supervised");
+                         !svc ? "is no longer supervised" :
+                         !config_service_has_static(svc) ? "is no longer a configured instance (template only)" :
+                         "moves to another unit");
                 delete_rows(s, in->cfg.name);
                 inst_free(in);
                 s->insts[i] = NULL;
@@ -1184,6 +1864,8 @@ void supervisor_reload(struct supervisor *s) {
                 const struct config_service *svc = &c->services[j];
                 struct instance *in = NULL;
 
+                if (!config_service_has_static(svc))
+                        continue;
                 for (size_t i = 0; i < s->n_insts; i++)
                         if (s->insts[i] && strcmp(s->insts[i]->cfg.name, svc->name) == 0) {
                                 in = s->insts[i];
@@ -1197,7 +1879,7 @@ void supervisor_reload(struct supervisor *s) {
                         next[n++] = in;
                         continue;
                 }
-                if (inst_new(s, svc, &in) < 0) {
+                if (inst_new(s, svc, PLACEMENT_STATIC, &in) < 0) {
                         log_error("supervisor: cannot supervise %s", svc->unit);
                         continue;
                 }
@@ -1207,14 +1889,25 @@ void supervisor_reload(struct supervisor *s) {
         free(s->insts);
         s->insts = next;
         s->n_insts = n;
+        /* Addresses, weights and algorithms may have changed. */
+        report_changed(s);
 }
 
 void supervisor_free(struct supervisor *s) {
         if (!s)
                 return;
+        ev_timer_stop(s->loop, &s->place_timer);
+        ev_prepare_stop(s->loop, &s->report_prepare);
         for (size_t i = 0; i < s->n_insts; i++)
                 inst_free(s->insts[i]);
         free(s->insts);
+        /* Placed units keep running: the next start restores them from the placed set. */
+        for (size_t i = 0; i < s->n_placed; i++)
+                inst_free(s->placed[i]);
+        free(s->placed);
+        for (size_t i = 0; i < s->n_orphans; i++)
+                free(s->orphans[i]);
+        free(s->orphans);
         systemd_free(s->sd);
         free(s);
 }
@@ -1236,9 +1929,11 @@ static json_t *int_or_null(bool present, uint64_t v) {
 static json_t *inst_service_json(const struct instance *in, uint64_t now, uint64_t now_real) {
         const struct health *h = &in->health;
         const struct supervise *sv = &in->supervise;
-        bool retry = sv->next_at_us > now;
+        bool retry = sv->next_at_us > now, placed = in->origin == PLACEMENT_PLACED;
+        char ts[UTIL_TS_MAX];
+        json_t *o;
 
-        return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:o, s:o, s:b,"
+        o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:o, s:o, s:b,"
                          " s:o, s:o, s:o, s:o, s:s?, s:s?, s:s?, s:o, s:I}",
                          "service", in->cfg.name,
                          "unit", in->cfg.unit,
@@ -1264,6 +1959,30 @@ static json_t *inst_service_json(const struct instance *in, uint64_t now, uint64
                          "load_state", in->unit_loaded ? in->load_state : NULL,
                          "main_pid", int_or_null(in->main_pid != 0, in->main_pid),
                          "systemd_restarts", (json_int_t) in->n_sd_restarts);
+        /* Where it came from and what the leader is told about it (see supervisor_report). */
+        if (o && json_object_update_new(o, json_pack("{s:s, s:s, s:i, s:s, s:o, s:o, s:o}",
+                                                     "origin", placement_origin_to_string(in->origin),
+                                                     "placement", placement_instance_state_to_string(
+                                                             inst_placement_state(in)),
+                                                     "port", (int) in->cfg.port,
+                                                     "address", in->cfg.address,
+                                                     "placed_at", placed ? json_string(util_format_ts(
+                                                             in->placed_at_us, ts)) : json_null(),
+                                                     "placed_at_us", int_or_null(placed, in->placed_at_us),
+                                                     "placed_term", int_or_null(placed, in->placed_term))) < 0) {
+                json_decref(o);
+                o = NULL;
+        }
+        return o;
+}
+
+/* Configured instances in config order, then placed ones by unit. */
+static struct instance *inst_at(const struct supervisor *s, size_t i) {
+        return i < s->n_insts ? s->insts[i] : s->placed[i - s->n_insts];
+}
+
+static size_t inst_count(const struct supervisor *s) {
+        return s ? s->n_insts + s->n_placed : 0;
 }
 
 json_t *supervisor_verb_services(struct supervisor *s, json_t *args) {
@@ -1275,8 +1994,8 @@ json_t *supervisor_verb_services(struct supervisor *s, json_t *args) {
         list = json_array();
         if (!list)
                 return NULL;
-        for (size_t i = 0; s && i < s->n_insts; i++) {
-                json_t *o = inst_service_json(s->insts[i], now, now_real);
+        for (size_t i = 0; i < inst_count(s); i++) {
+                json_t *o = inst_service_json(inst_at(s, i), now, now_real);
                 if (!o || json_array_append_new(list, o) < 0) {
                         json_decref(list);
                         return NULL;
@@ -1319,8 +2038,8 @@ json_t *supervisor_verb_breakers(struct supervisor *s, json_t *args) {
         list = json_array();
         if (!list)
                 return NULL;
-        for (size_t i = 0; s && i < s->n_insts; i++) {
-                json_t *o = inst_breaker_json(s->insts[i], now, now_real);
+        for (size_t i = 0; i < inst_count(s); i++) {
+                json_t *o = inst_breaker_json(inst_at(s, i), now, now_real);
                 if (!o || json_array_append_new(list, o) < 0) {
                         json_decref(list);
                         return NULL;
@@ -1344,9 +2063,9 @@ json_t *supervisor_verb_restart(struct supervisor *s, const struct ctl_caller *c
         unit = json_string_value(json_object_get(args, "unit"));
         if (!unit || !*unit)
                 return ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "restart needs {\"unit\": UNIT}");
-        for (size_t i = 0; s && i < s->n_insts; i++)
-                if (strcmp(s->insts[i]->cfg.unit, unit) == 0 || strcmp(s->insts[i]->cfg.name, unit) == 0) {
-                        in = s->insts[i];
+        for (size_t i = 0; i < inst_count(s); i++)
+                if (strcmp(inst_at(s, i)->cfg.unit, unit) == 0 || strcmp(inst_at(s, i)->cfg.name, unit) == 0) {
+                        in = inst_at(s, i);
                         break;
                 }
         if (!in)
@@ -1362,6 +2081,7 @@ json_t *supervisor_verb_restart(struct supervisor *s, const struct ctl_caller *c
         inst_apply(in, &out, now);
         inst_persist(in);
         inst_arm_wake(in, now);
+        inst_note_change(in);
         if (in->job_cookie == 0)
                 return ctlproto_error(CTL_ERR_FAILED, "cannot restart %s: systemd is not reachable on the bus",
                                       in->cfg.unit);
@@ -1371,4 +2091,175 @@ json_t *supervisor_verb_restart(struct supervisor *s, const struct ctl_caller *c
                                      "uid", (json_int_t) in->manual_uid,
                                      "old_main_pid", int_or_null(in->job_old_pid != 0, in->job_old_pid),
                                      "requested", in->job_cookie != 0));
+}
+
+/* ---- placement ------------------------------------------------------------- */
+
+int supervisor_assign(struct supervisor *s, const struct sync_assigned *assigned, size_t n, uint64_t term) {
+        const struct agentd_config *c;
+        const struct sync_assigned **valid = NULL;
+        struct instance **started = NULL;
+        bool *listed = NULL, persist;
+        size_t n_valid = 0, n_started = 0, n_skipped = 0, n_watched;
+        char first[SYNC_UNIT_MAX + 128] = "";
+        int changes = 0;
+
+        if (!s || (n > 0 && !assigned) || term == 0)
+                return -EINVAL;
+        if (term < s->assign_term)
+                return -ESTALE;  /* fencing: an older leader's word */
+        c = agent_config(s->agent);
+        persist = term != s->assign_term;
+        s->assign_term = term;
+
+        valid = calloc(n + 1, sizeof(*valid));
+        started = calloc(n + 1, sizeof(*started));
+        listed = calloc(s->n_placed + 1, sizeof(*listed));
+        if (!valid || !started || !listed) {
+                free(valid);
+                free(started);
+                free(listed);
+                return -ENOMEM;
+        }
+
+        /* What of the list this host can run. */
+        for (size_t i = 0; i < n; i++) {
+                const struct sync_assigned *a = &assigned[i];
+                const char *why = NULL;
+
+                if (i >= SYNC_ASSIGNED_MAX)
+                        why = "beyond the limit of placed instances in one assignment";
+                else if (!memchr(a->service, '\0', sizeof(a->service)) || !memchr(a->unit, '\0', sizeof(a->unit)))
+                        why = "malformed";
+                else
+                        why = placed_mismatch(config_find_service(c, a->service), a->unit, a->port);
+                if (!why && find_static_unit(s, a->unit))
+                        why = "the unit is a configured instance";
+                for (size_t j = 0; !why && j < n_valid; j++)
+                        if (strcmp(valid[j]->unit, a->unit) == 0)
+                                why = "listed twice";
+                if (why) {
+                        /* The unit is printed bounded: a malformed one may lack its NUL. */
+                        if (n_skipped++ == 0)
+                                snprintf(first, sizeof(first), "%.*s: %s", SYNC_UNIT_MAX - 1, a->unit, why);
+                        continue;
+                }
+                valid[n_valid++] = a;
+        }
+
+        /* Placed instances no longer listed are stopped; listed ones being stopped start again. */
+        for (size_t j = 0; j < n_valid; j++) {
+                bool found;
+                size_t k = placed_index(s, valid[j]->unit, &found);
+
+                if (found)
+                        listed[k] = true;
+        }
+        for (size_t k = 0; k < s->n_placed; k++) {
+                struct instance *in = s->placed[k];
+
+                if (!listed[k] && !in->stopping) {
+                        char why[64];
+
+                        snprintf(why, sizeof(why), "not in the assignment of term %" PRIu64, term);
+                        place_stop(in, why);
+                        changes++;
+                        persist = true;
+                } else if (listed[k] && in->stopping) {
+                        in->stopping = false;
+                        in->ever_up = false;
+                        in->placed_term = term;
+                        in->need_start = true;
+                        started[n_started++] = in;
+                        changes++;
+                        persist = true;
+                }
+        }
+
+        /* New ones: created now, started once the set that names them is on disk. */
+        n_watched = s->n_insts + s->n_placed;
+        for (size_t j = 0; j < n_valid; j++) {
+                const struct sync_assigned *a = valid[j];
+                struct instance *in;
+                int r;
+
+                if (find_placed_unit(s, a->unit))
+                        continue;
+                if (n_watched >= SYSTEMD_MAX_UNITS) {
+                        if (n_skipped++ == 0)
+                                snprintf(first, sizeof(first), "%s: too many units watched", a->unit);
+                        continue;
+                }
+                r = placed_create(s, config_find_service(c, a->service), a->unit, a->port,
+                                  a->placed_at_us ? a->placed_at_us : util_now_real_us(), term, &in);
+                if (r < 0) {
+                        log_error("supervisor: %s: cannot supervise the placed instance: %s", a->unit, strerror(-r));
+                        continue;
+                }
+                n_watched++;
+                in->need_start = true;
+                started[n_started++] = in;
+                changes++;
+                persist = true;
+                log_info("supervisor: %s: placed here by the leader of term %" PRIu64, a->unit, term);
+        }
+        log_skipped(s, term, n_skipped, n, first);
+
+        if (persist)
+                placed_persist(s, n_started > 0);
+        for (size_t j = 0; j < n_started; j++)
+                place_start(started[j]);
+        if (changes > 0)
+                report_changed(s);
+        free(valid);
+        free(started);
+        free(listed);
+        return changes;
+}
+
+int supervisor_report(struct supervisor *s, struct sync_instance **ret, size_t *ret_n) {
+        size_t n = 0, total = inst_count(s);
+        struct sync_instance *a;
+
+        a = calloc(total ? total : 1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < total; i++) {
+                const struct instance *in = inst_at(s, i);
+                struct sync_instance *o = &a[n];
+                enum balance_algorithm alg = balance_algorithm_from_string(
+                        config_algorithm_to_string(in->cfg.algorithm));
+
+                /* A name the table cannot hold (the config allows longer units) is left out. */
+                if (strlen(in->cfg.name) >= sizeof(o->inst.service) || strlen(in->cfg.unit) >= sizeof(o->inst.instance) ||
+                    strlen(in->cfg.address) >= sizeof(o->inst.address))
+                        continue;
+                snprintf(o->inst.service, sizeof(o->inst.service), "%s", in->cfg.name);
+                snprintf(o->inst.instance, sizeof(o->inst.instance), "%s", in->cfg.unit);
+                snprintf(o->inst.address, sizeof(o->inst.address), "%s", in->cfg.address);
+                o->inst.port = in->cfg.port;
+                o->inst.weight = (uint32_t) in->cfg.weight;
+                o->inst.healthy = inst_up(in);
+                o->inst.breaker = in->breaker.state;
+                o->inst.active = 0;
+                o->inst.algorithm = alg == _BALANCE_ALGORITHM_INVALID ? BALANCE_WRR : alg;
+                o->origin = in->origin;
+                o->state = inst_placement_state(in);
+                o->placed_at_us = in->origin == PLACEMENT_PLACED ? in->placed_at_us : 0;
+                n++;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+void supervisor_set_report_handler(struct supervisor *s, void (*fn)(void *userdata), void *userdata) {
+        if (!s)
+                return;
+        s->report_fn = fn;
+        s->report_userdata = userdata;
+        if (fn)
+                report_changed(s);  /* a first report with what is known now */
+        else
+                ev_prepare_stop(s->loop, &s->report_prepare);
 }

@@ -138,8 +138,7 @@ static bool unit_char(char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(":_.-\\", c);
 }
 
-/* "name.service" or "name@instance.service" with systemd's characters. */
-static bool valid_unit(const char *s) {
+bool placement_unit_valid(const char *s) {
         static const char suffix[] = ".service";
         size_t len, n;
         bool at = false;
@@ -163,8 +162,7 @@ static bool valid_unit(const char *s) {
         return true;
 }
 
-/* "web@.service", short enough that "web@65535.service" still fits. */
-static bool valid_template(const char *s) {
+bool placement_template_valid(const char *s) {
         static const char suffix[] = "@.service";
         size_t len, n;
 
@@ -238,7 +236,7 @@ static int validate(const struct placement_input *in, char *error, size_t len) {
                                        PLACEMENT_REPLICAS_MAX);
                 if (s->replicas == 0 && !s->template_unit)
                         continue;
-                if (!valid_template(s->template_unit))
+                if (!placement_template_valid(s->template_unit))
                         return invalid(error, len, "%s: bad template unit (use e.g. \"web@.service\")", s->name);
                 if (s->port_min == 0 || s->port_min > s->port_max)
                         return invalid(error, len, "%s: bad port range %u-%u", s->name, s->port_min, s->port_max);
@@ -259,7 +257,7 @@ static int validate(const struct placement_input *in, char *error, size_t len) {
         for (size_t i = 0; i < in->n_instances; i++) {
                 const struct placement_instance *x = &in->instances[i];
 
-                if (!valid_name(x->service) || !valid_name(x->node) || !valid_unit(x->unit))
+                if (!valid_name(x->service) || !valid_name(x->node) || !placement_unit_valid(x->unit))
                         return invalid(error, len, "instances[%zu]: bad service, node or unit name", i);
                 if ((unsigned) x->origin >= _PLACEMENT_ORIGIN_MAX ||
                     (unsigned) x->state >= _PLACEMENT_INSTANCE_STATE_MAX)
@@ -692,7 +690,7 @@ int placement_order_check(const struct placement_order *o, uint64_t current_term
             o->term == 0)
                 return -EINVAL;
         if (!valid_name(o->node) || strnlen(o->node, sizeof(o->node)) == sizeof(o->node) ||
-            strnlen(o->unit, sizeof(o->unit)) == sizeof(o->unit) || !valid_unit(o->unit))
+            strnlen(o->unit, sizeof(o->unit)) == sizeof(o->unit) || !placement_unit_valid(o->unit))
                 return -EINVAL;
         if (o->kind == PLACEMENT_ORDER_START && o->port == 0)
                 return -EINVAL;

@@ -204,6 +204,15 @@ int placement_order_check(const struct placement_order *order, uint64_t current_
 /* placement_order_check() == 0. */
 bool placement_order_valid(const struct placement_order *order, uint64_t current_term);
 
+/*
+ * Unit names placement (and the sync protocol) accepts: a service unit
+ * "name.service" or "name@instance.service" with systemd's characters, at
+ * most PLACEMENT_UNIT_MAX bytes; a template "name@.service" short enough
+ * that "name@65535.service" is still a unit name. NULL is not valid.
+ */
+bool placement_unit_valid(const char *s);
+bool placement_template_valid(const char *s);
+
 /* Printers: a static string, NULL when out of range. */
 const char *placement_host_state_to_string(enum placement_host_state s);
 const char *placement_origin_to_string(enum placement_origin o);

@@ -12,9 +12,9 @@
 #include "core/table.h"
 
 #define FORMAT_MAGIC "AGTB"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 #define HEADER_SIZE (4 + 1 + 8 + 8 + 2)
-#define SERVICE_FIXED (1 + 2)                           /* name length, backend count */
+#define SERVICE_FIXED (1 + 1 + 2)                       /* name length, algorithm, backend count */
 #define BACKEND_FIXED (1 + 1 + 1 + 2 + 2 + 1 + 8)       /* 3 lengths, port, weight, state, active */
 #define BACKEND_MIN (BACKEND_FIXED + 3)                 /* every string at least one byte */
 
@@ -49,6 +49,14 @@ static bool valid_service(const char *s) {
         return n > 0 && n < TABLE_SERVICE_MAX;
 }
 
+bool table_service_name_valid(const char *name) {
+        return name && valid_service(name);
+}
+
+static bool valid_algorithm(enum balance_algorithm a) {
+        return a >= 0 && a < _BALANCE_ALGORITHM_MAX;
+}
+
 static bool valid_node(const char *s) {
         return s && valid_text(s, TABLE_NODE_MAX);
 }
@@ -60,6 +68,8 @@ int table_instance_validate(const struct table_instance *i, const char **ret_rea
                 why = "no instance";
         else if (!valid_service(i->service))
                 why = "bad service name";
+        else if (!valid_algorithm(i->algorithm))
+                why = "bad algorithm";
         else if (!valid_text(i->instance, TABLE_INSTANCE_MAX))
                 why = "bad instance name";
         else if (!valid_text(i->address, TABLE_ADDRESS_MAX))
@@ -89,6 +99,11 @@ int table_report_validate(const struct table_report *r, const char **ret_reason)
         if (r->n_instances > TABLE_REPORT_INSTANCES_MAX) {
                 if (ret_reason)
                         *ret_reason = "too many instances";
+                return -EINVAL;
+        }
+        if (r->n_instances > 0 && !r->instances) {
+                if (ret_reason)
+                        *ret_reason = "no instances array";
                 return -EINVAL;
         }
         for (size_t i = 0; i < r->n_instances; i++) {
@@ -173,7 +188,7 @@ bool table_same_content(const struct table_set *a, const struct table_set *b) {
         for (size_t i = 0; i < a->n_services; i++) {
                 const struct table_service *x = &a->services[i], *y = &b->services[i];
 
-                if (strcmp(x->name, y->name) != 0 || x->n_backends != y->n_backends)
+                if (strcmp(x->name, y->name) != 0 || x->algorithm != y->algorithm || x->n_backends != y->n_backends)
                         return false;
                 for (size_t j = 0; j < x->n_backends; j++)
                         if (!same_backend(&x->backends[j], &y->backends[j]))
@@ -214,6 +229,7 @@ static void compute_digests(struct table_set *t) {
                 struct table_service *s = &t->services[i];
                 uint64_t h = fnv_str(FNV_OFFSET, s->name);
 
+                h = fnv_u64(h, (uint64_t) s->algorithm);
                 h = fnv_u64(h, s->n_backends);
                 for (size_t j = 0; j < s->n_backends; j++) {
                         const struct table_backend *b = &s->backends[j];
@@ -436,6 +452,8 @@ static int build_content(const struct table_input *in, struct table_set **ret) {
                         goto out;
                 t->n_services++;
                 snprintf(s->name, sizeof(s->name), "%s", drafts[i].inst->service);
+                /* drafts[i] is the service's first backend in (node, instance) order. */
+                s->algorithm = drafts[i].inst->algorithm;
                 s->n_backends = j - i;
                 for (size_t k = i; k < j; k++) {
                         const struct table_instance *inst = drafts[k].inst;
@@ -592,7 +610,8 @@ static bool valid_set(const struct table_set *t) {
                 const struct table_service *s = &t->services[i];
 
                 total += s->n_backends;
-                if (!valid_service(s->name) || s->n_backends == 0 || s->n_backends > TABLE_BACKENDS_MAX ||
+                if (!valid_service(s->name) || !valid_algorithm(s->algorithm) || s->n_backends == 0 ||
+                    s->n_backends > TABLE_BACKENDS_MAX ||
                     total > TABLE_BACKENDS_TOTAL_MAX || !s->backends ||
                     (i > 0 && strcmp(t->services[i - 1].name, s->name) >= 0))
                         return false;
@@ -626,6 +645,7 @@ int table_encode(const struct table_set *t, uint8_t **ret_buf, size_t *ret_len) 
                 const struct table_service *s = &t->services[i];
 
                 put_str(&w, s->name);
+                put_u8(&w, (uint8_t) s->algorithm);
                 put_be(&w, s->n_backends, 2);
                 for (size_t j = 0; j < s->n_backends; j++) {
                         const struct table_backend *b = &s->backends[j];
@@ -725,10 +745,11 @@ int table_decode(const uint8_t *buf, size_t len, struct table_set **ret) {
         }
         for (size_t i = 0; i < n_services; i++) {
                 struct table_service *s = &t->services[i];
-                uint64_t n_backends = 0;
+                uint64_t n_backends = 0, algorithm = 0;
 
                 if (!get_str(&rd, s->name, sizeof(s->name)) || !valid_service(s->name) ||
-                    (i > 0 && strcmp(t->services[i - 1].name, s->name) >= 0) || !get_be(&rd, 2, &n_backends) ||
+                    (i > 0 && strcmp(t->services[i - 1].name, s->name) >= 0) || !get_be(&rd, 1, &algorithm) ||
+                    algorithm >= _BALANCE_ALGORITHM_MAX || !get_be(&rd, 2, &n_backends) ||
                     n_backends == 0 || n_backends > TABLE_BACKENDS_MAX ||
                     n_backends > TABLE_BACKENDS_TOTAL_MAX - total || n_backends > (len - rd.off) / BACKEND_MIN)
                         goto fail;
@@ -739,6 +760,7 @@ int table_decode(const uint8_t *buf, size_t len, struct table_set **ret) {
                 }
                 t->n_services = i + 1;
                 s->n_backends = n_backends;
+                s->algorithm = (enum balance_algorithm) algorithm;
                 total += n_backends;
                 for (size_t j = 0; j < n_backends; j++)
                         if (!get_backend(&rd, &s->backends[j]) ||

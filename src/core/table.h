@@ -60,7 +60,7 @@
 #define TABLE_ADDRESS_MAX 254           /* 1..253 bytes, printable ASCII (IP literal or DNS name) */
 
 /* Bounds on what a report or a peer can make us hold. */
-#define TABLE_REPORT_INSTANCES_MAX 64   /* instances in one node's report */
+#define TABLE_REPORT_INSTANCES_MAX 256  /* instances in one node's report (SYSTEMD_MAX_UNITS) */
 #define TABLE_BACKENDS_MAX 1024         /* backends of one service */
 #define TABLE_SERVICES_MAX 256          /* services in one table set */
 #define TABLE_BACKENDS_TOTAL_MAX 16384  /* backends in one table set (a decode holds at most ~8 MB) */
@@ -73,6 +73,7 @@
 /* One local instance, as its agent reports it on the gossip. */
 struct table_instance {
         char service[TABLE_SERVICE_MAX];
+        enum balance_algorithm algorithm;       /* what the reporting host's config gives the service */
         char instance[TABLE_INSTANCE_MAX];      /* the unit, e.g. "web@8080.service" */
         char address[TABLE_ADDRESS_MAX];
         uint16_t port;                          /* 1..65535 */
@@ -85,18 +86,21 @@ struct table_instance {
 /* One node's report: every instance it runs. */
 struct table_report {
         char node[TABLE_NODE_MAX];
-        size_t n_instances;
-        struct table_instance instances[TABLE_REPORT_INSTANCES_MAX];
+        size_t n_instances;                     /* 0..TABLE_REPORT_INSTANCES_MAX */
+        struct table_instance *instances;       /* caller-owned, n_instances entries */
 };
 
 /*
- * Checks every field: names and their characters, port, weight, breaker
- * state, n_instances, and no (service, instance) twice. Returns 0, or
- * -EINVAL (-EEXIST for a duplicate) with a static reason in *ret_reason
- * (may be NULL).
+ * Checks every field: names and their characters, algorithm, port, weight,
+ * breaker state, n_instances (and a non-NULL array when it is not 0), and no
+ * (service, instance) twice. Returns 0, or -EINVAL (-EEXIST for a
+ * duplicate) with a static reason in *ret_reason (may be NULL).
  */
 int table_instance_validate(const struct table_instance *i, const char **ret_reason);
 int table_report_validate(const struct table_report *r, const char **ret_reason);
+
+/* The service name rule of table_instance_validate() (1..63 bytes of [a-z0-9_-], not starting with _ or -). */
+bool table_service_name_valid(const char *name);
 
 /* A member as membership sees it. */
 struct table_member {
@@ -139,6 +143,7 @@ struct table_backend {
 
 struct table_service {
         char name[TABLE_SERVICE_MAX];
+        enum balance_algorithm algorithm;       /* its first backend's, in (node, instance) order */
         uint64_t digest;
         size_t n_backends;                      /* 1..TABLE_BACKENDS_MAX */
         struct table_backend *backends;         /* sorted by (node, instance) */
@@ -162,7 +167,7 @@ int table_set_dup(const struct table_set *t, struct table_set **ret);
 /* The service called `name`, or NULL. O(log services). */
 const struct table_service *table_find(const struct table_set *t, const char *name);
 
-/* True when a and b have the same content (every field but active, term and version). */
+/* True when a and b have the same content (every field but active, digests, term and version). */
 bool table_same_content(const struct table_set *a, const struct table_set *b);
 
 /*
@@ -182,6 +187,9 @@ void table_builder_free(struct table_builder *b);      /* NULL-safe */
  * the current set (*ret_changed says whether it did; may be NULL).
  * A report from a node no member has, and instances of dead or left
  * members, give `down` backends. Services without backends are left out.
+ * A service's algorithm is the one its first backend in (node, instance)
+ * order reports: hosts whose configs disagree still give every agent the
+ * same table, and a fixed rule beats a vote nobody can predict.
  * Errors (nothing changes): -EINVAL for a bad input or member/drain name
  * (reports as table_report_validate()), -EEXIST for a member or report node
  * twice, -ESTALE for a term older than the current set's, -E2BIG when a
@@ -220,11 +228,13 @@ enum table_apply_result table_apply_check(const struct table_set *local, const s
 enum table_apply_result table_apply(struct table_set **local, struct table_set *incoming, uint64_t highest_term);
 
 /*
- * Canonical binary form (big-endian): "AGTB", format 1, term u64, version
+ * Canonical binary form (big-endian): "AGTB", format 2, term u64, version
  * u64, service count u16, then per service name (u8 length + bytes),
- * backend count u16, and per backend node, instance, address (u8 length +
- * bytes), port u16, weight u16, state u8, active u64. Digests are not sent;
- * the decoder recomputes them.
+ * algorithm u8 (enum balance_algorithm), backend count u16, and per backend
+ * node, instance, address (u8 length + bytes), port u16, weight u16, state
+ * u8, active u64. Digests are not sent; the decoder recomputes them. Format
+ * 1 (no algorithm byte) was never deployed and is refused like any other
+ * format number.
  *
  * table_encode() returns a malloc'd buffer of at most TABLE_FRAME_MAX bytes:
  * 0, -EINVAL for an invalid set, -EMSGSIZE over the cap, -ENOMEM.

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -45,6 +46,8 @@ struct ctl_client {
         bool eof;                       /* the client shut down its side */
         bool closing;                   /* close once out is flushed */
         bool broken;                    /* unusable: close now */
+        bool waiting;                   /* its request awaits ctl_reply() */
+        uint64_t pending_id;            /* that request's id, while waiting */
 };
 
 TAILQ_HEAD(ctl_client_list, ctl_client);
@@ -73,7 +76,16 @@ struct ctl {
 
         struct ctl_client_list clients;
         struct ctl_stats stats;
+        uint64_t next_request_id;       /* the id the next request gets */
 };
+
+/*
+ * What ctl_reply_later() returns: an address no JSON value can have, so a
+ * handler's answer can be told from it by comparison alone. It is never
+ * dereferenced, serialized or released.
+ */
+static char late_token;
+#define CTL_LATE ((json_t *) (void *) &late_token)
 
 static void client_update(struct ctl_client *cl);
 
@@ -229,6 +241,7 @@ static void client_handle_line(struct ctl_client *cl, const char *line, size_t l
 
         caller = cl->caller;
         caller.admin = caller_is_admin(c, cl);
+        caller.request_id = c->next_request_id++;
         if (req.verb->mutating && !caller.admin) {
                 c->stats.denied++;
                 client_queue(cl, ctlproto_error(CTL_ERR_PERMISSION_DENIED,
@@ -243,6 +256,14 @@ static void client_handle_line(struct ctl_client *cl, const char *line, size_t l
         }
 
         reply = c->handler(&caller, req.verb, req.args, c->userdata);
+        if (reply == CTL_LATE) {
+                /* The handler owns the deadline now; idle time resumes with the reply. */
+                cl->waiting = true;
+                cl->pending_id = caller.request_id;
+                ev_timer_stop(c->loop, &cl->idle);
+                ctlproto_request_done(&req);
+                return;
+        }
         if (!reply)
                 reply = ctlproto_error(CTL_ERR_INTERNAL, "\"%s\" failed inside the agent", req.verb->name);
         client_queue(cl, reply);
@@ -257,6 +278,19 @@ static void client_too_large(struct ctl_client *cl) {
                                         c->max_request));
         cl->closing = true;
         cl->in_len = 0;
+}
+
+/*
+ * A client that half-closed (shutdown SHUT_WR) still reads its replies; one
+ * that closed its socket cannot. The kernel tells them apart on our end of a
+ * Unix stream socket: only a full close makes it report a hangup.
+ */
+static bool client_hung_up(const struct ctl_client *cl) {
+        struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+
+        if (poll(&p, 1, 0) < 0)
+                return false;
+        return (p.revents & (POLLHUP | POLLERR)) != 0;
 }
 
 /*
@@ -281,7 +315,7 @@ static void client_update(struct ctl_client *cl) {
                         if (cl->out)
                                 break;
                 }
-                if (cl->closing)
+                if (cl->closing || cl->waiting)
                         break;
 
                 nl = cl->in_len > 0 ? memchr(cl->in, '\n', cl->in_len) : NULL;
@@ -300,6 +334,24 @@ static void client_update(struct ctl_client *cl) {
                 client_handle_line(cl, cl->in, line_len);
                 cl->in_len -= line_len + 1;
                 memmove(cl->in, nl + 1, cl->in_len);
+        }
+
+        if (cl->waiting) {
+                /*
+                 * Reading goes on while there is room, only to notice a client
+                 * that hangs up: its pending request is then forgotten. What it
+                 * sent meanwhile is answered after the late reply, in order. One
+                 * that filled its input buffer is found gone when the reply is
+                 * written instead.
+                 */
+                if (cl->eof && client_hung_up(cl))
+                        goto destroy;
+                ev_io_stop(c->loop, &cl->wio);
+                if (!cl->eof && cl->in_len <= c->max_request)
+                        ev_io_start(c->loop, &cl->rio);
+                else
+                        ev_io_stop(c->loop, &cl->rio);
+                return;
         }
 
         /* At EOF an unterminated tail is not a request: the client gave up on it. */
@@ -592,6 +644,7 @@ int ctl_new(struct ev_loop *loop, const struct ctl_options *opts, ctl_handler_fn
         c->max_clients = opts->max_clients ? opts->max_clients : CTL_DEFAULT_MAX_CLIENTS;
         c->idle_timeout_us = opts->idle_timeout_us ? opts->idle_timeout_us : CTL_DEFAULT_IDLE_US;
         c->max_request = opts->max_request ? opts->max_request : CTL_MAX_REQUEST;
+        c->next_request_id = 1;
         TAILQ_INIT(&c->clients);
 
         c->path = strdup(opts->path);
@@ -645,6 +698,40 @@ void ctl_free(struct ctl *c) {
         free(c->busy_line);
         free(c->path);
         free(c);
+}
+
+json_t *ctl_reply_later(void) {
+        return CTL_LATE;
+}
+
+/*
+ * Request ids are never reused, so an id whose client has gone matches
+ * nothing, even if a new client took its place in the list meanwhile.
+ */
+int ctl_reply(struct ctl *c, uint64_t request_id, json_t *reply) {
+        struct ctl_client *cl;
+
+        if (reply == CTL_LATE)
+                reply = NULL;
+        if (!c) {
+                json_decref(reply);
+                return -EINVAL;
+        }
+        TAILQ_FOREACH(cl, &c->clients, entry)
+                if (cl->waiting && cl->pending_id == request_id)
+                        break;
+        if (!cl) {
+                json_decref(reply);
+                return -ENOENT;
+        }
+        if (!reply)
+                reply = ctlproto_error(CTL_ERR_INTERNAL, "the agent gave no answer to the request");
+        cl->waiting = false;
+        cl->pending_id = 0;
+        client_queue(cl, reply);
+        ev_timer_again(c->loop, &cl->idle);
+        client_update(cl);
+        return 0;
 }
 
 void ctl_set_admin_gid(struct ctl *c, gid_t admin_gid) {

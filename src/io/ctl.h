@@ -24,6 +24,7 @@ struct ctl_caller {
         uid_t uid;
         gid_t gid;
         bool admin;   /* root, or in the admin group (primary or supplementary) */
+        uint64_t request_id;    /* unique per request: the key for ctl_reply() */
 };
 
 /*
@@ -57,6 +58,17 @@ int ctl_new(struct ev_loop *loop, const struct ctl_options *opts, ctl_handler_fn
 
 /* Closes every connection, the listener, and unlinks the socket. NULL-safe. */
 void ctl_free(struct ctl *c);
+
+/*
+ * Late replies. A handler that can only answer after some network round
+ * trip returns ctl_reply_later() and keeps caller->request_id; until
+ * ctl_reply() is called for it the client's further requests wait (its idle
+ * timeout does not run: the handler owns the deadline and must answer).
+ * ctl_reply() steals reply (NULL: an "internal" error is sent) and returns
+ * 0, or -ENOENT when the client has gone meanwhile (the reply is dropped).
+ */
+json_t *ctl_reply_later(void);
+int ctl_reply(struct ctl *c, uint64_t request_id, json_t *reply);
 
 /* On reload: a new admin group takes effect for requests from now on. */
 void ctl_set_admin_gid(struct ctl *c, gid_t admin_gid);

@@ -109,6 +109,31 @@ services = (
 );
 EOF
 
+check_bad replicas.conf '5: services[0].replicas: replicas needs a template unit such as "web@.service" or "web@8080.service"' <<'EOF'
+node = { name = "n1"; bind = "127.0.0.1:7946"; };
+cluster = { name = "demo"; };
+services = (
+        { name = "web"; unit = "web.service"; address = "127.0.0.1"; port = 8080;
+          replicas = 2; }
+);
+EOF
+
+check_bad replica-ports.conf '5: services[0].replica_ports: MIN 9000 is above MAX 8100' <<'EOF'
+node = { name = "n1"; bind = "127.0.0.1:7946"; };
+cluster = { name = "demo"; };
+services = (
+        { name = "web"; unit = "web@.service"; address = "127.0.0.1"; port = 8080; replicas = 2;
+          replica_ports = [ 9000, 8100 ]; }
+);
+EOF
+
+check_bad election.conf '4: cluster.election: election timeout must be at least the lease (timeout_min 500ms, timeout_max 3s, heartbeat 100ms, lease 1s, lease_guard 50ms)' <<'EOF'
+node = { name = "n1"; bind = "127.0.0.1:7946"; };
+cluster = { name = "demo";
+        election = {
+                timeout_min = "500ms"; }; };
+EOF
+
 check_bad missing.conf '1: missing required group "cluster"' <<'EOF'
 node = { name = "n1"; bind = "127.0.0.1:7946"; };
 EOF

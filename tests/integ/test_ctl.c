@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,17 @@ static char *tmpdir;
 
 /* --- the server under test ------------------------------------------------ */
 
+#define MAX_LATE 8
+
+/* A request the handler answers later, from a timer or when the test says so. */
+struct late {
+        void *owner;                    /* the struct server or struct fake */
+        ev_timer timer;
+        bool used;
+        uint64_t id;
+        json_t *reply;
+};
+
 struct server {
         char path[108];
         struct ev_loop *loop;
@@ -45,6 +57,13 @@ struct server {
         bool denied_admin;
         char denied_verb[CTL_MAX_VERB + 1];
         unsigned handled;
+
+        struct late late[MAX_LATE];     /* loop thread only */
+        ev_async release;               /* answers every held request */
+        unsigned held;                  /* requests waiting for release */
+        unsigned late_replies;          /* ctl_reply() calls made */
+        int last_reply_rc;              /* what the last one returned */
+        unsigned handled_at_reply;      /* handled when it was made */
 };
 
 /*
@@ -52,9 +71,83 @@ struct server {
  * string of that many bytes in the reply), "return_null", "set_admin_gid".
  * status also reports the server's counters, as the agent's does.
  */
+/* Sends a late request's reply and records what ctl_reply() made of it. */
+static void late_answer(struct server *s, struct late *l) {
+        unsigned handled;
+        int r;
+
+        /* Before the reply: sending it takes up the requests queued behind it. */
+        pthread_mutex_lock(&s->lock);
+        handled = s->handled;
+        pthread_mutex_unlock(&s->lock);
+        ev_timer_stop(s->loop, &l->timer);
+        r = ctl_reply(s->ctl, l->id, l->reply);
+        pthread_mutex_lock(&s->lock);
+        s->late_replies++;
+        s->last_reply_rc = r;
+        s->handled_at_reply = handled;
+        pthread_mutex_unlock(&s->lock);
+        l->reply = NULL;
+        l->used = false;
+}
+
+static void late_timer_cb(struct ev_loop *loop _unused_, ev_timer *w, int revents _unused_) {
+        struct late *l = w->data;
+
+        late_answer(l->owner, l);
+}
+
+static void release_cb(struct ev_loop *loop _unused_, ev_async *w, int revents _unused_) {
+        struct server *s = w->data;
+
+        for (size_t i = 0; i < MAX_LATE; i++)
+                if (s->late[i].used && !ev_is_active(&s->late[i].timer))
+                        late_answer(s, &s->late[i]);
+        pthread_mutex_lock(&s->lock);
+        s->held = 0;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * "later_ms": answer from a timer that many ms from now; "hold": answer when
+ * the test calls server_release(). The reply is prepared now, as the agent's
+ * would be from what it learns meanwhile.
+ */
+static json_t *answer_later(struct server *s, const struct ctl_caller *caller, json_t *reply, json_t *args) {
+        json_t *ms = json_object_get(args, "later_ms");
+        struct late *l = NULL;
+
+        for (size_t i = 0; i < MAX_LATE && !l; i++)
+                if (!s->late[i].used)
+                        l = &s->late[i];
+        if (!l) {
+                json_decref(reply);
+                return ctlproto_error(CTL_ERR_INTERNAL, "test server: too many late requests");
+        }
+        l->used = true;
+        l->owner = s;
+        l->id = caller->request_id;
+        l->reply = reply;
+        /* "later_null": the late answer is NULL, which the client must see as an internal error. */
+        if (json_is_true(json_object_get(args, "later_null"))) {
+                json_decref(reply);
+                l->reply = NULL;
+        }
+        ev_timer_init(&l->timer, late_timer_cb, json_is_integer(ms) ? (double) json_integer_value(ms) / 1e3 : 0., 0.);
+        l->timer.data = l;
+        if (json_is_integer(ms))
+                ev_timer_start(s->loop, &l->timer);
+        else {
+                pthread_mutex_lock(&s->lock);
+                s->held++;
+                pthread_mutex_unlock(&s->lock);
+        }
+        return ctl_reply_later();
+}
+
 static json_t *handler(const struct ctl_caller *caller, const struct ctl_verb *verb, json_t *args, void *userdata) {
         struct server *s = userdata;
-        json_t *data, *pad, *gid;
+        json_t *data, *pad, *gid, *reply;
 
         pthread_mutex_lock(&s->lock);
         s->handled++;
@@ -66,9 +159,10 @@ static json_t *handler(const struct ctl_caller *caller, const struct ctl_verb *v
         if (json_is_integer(gid))
                 ctl_set_admin_gid(s->ctl, (gid_t) json_integer_value(gid));
 
-        data = json_pack("{s:s, s:O, s:b, s:I, s:I, s:I, s:b}", "verb", verb->name, "args", args,
+        data = json_pack("{s:s, s:O, s:b, s:I, s:I, s:I, s:b, s:I}", "verb", verb->name, "args", args,
                          "admin", caller->admin, "uid", (json_int_t) caller->uid, "gid", (json_int_t) caller->gid,
-                         "pid", (json_int_t) caller->pid, "mutating", verb->mutating);
+                         "pid", (json_int_t) caller->pid, "mutating", verb->mutating,
+                         "request_id", (json_int_t) caller->request_id);
         if (!data)
                 return NULL;
         pad = json_object_get(args, "pad");
@@ -96,7 +190,11 @@ static json_t *handler(const struct ctl_caller *caller, const struct ctl_verb *v
                                               "denied", (json_int_t) st.denied,
                                               "timeouts", (json_int_t) st.timeouts));
         }
-        return ctlproto_ok(data);
+        reply = ctlproto_ok(data);
+        if (reply && (json_is_integer(json_object_get(args, "later_ms")) ||
+                      json_is_true(json_object_get(args, "hold"))))
+                return answer_later(s, caller, reply, args);
+        return reply;
 }
 
 static void denied_cb(const struct ctl_caller *caller, const struct ctl_verb *verb, void *userdata) {
@@ -149,6 +247,9 @@ static int server_start(struct server *s, const char *name, const struct ctl_opt
         }
         ev_async_init(&s->stop, stop_cb);
         ev_async_start(s->loop, &s->stop);
+        ev_async_init(&s->release, release_cb);
+        s->release.data = s;
+        ev_async_start(s->loop, &s->release);
         CU_ASSERT_FATAL(pthread_create(&s->thread, NULL, server_thread, s) == 0);
         return 0;
 }
@@ -156,6 +257,12 @@ static int server_start(struct server *s, const char *name, const struct ctl_opt
 static void server_stop(struct server *s) {
         ev_async_send(s->loop, &s->stop);
         pthread_join(s->thread, NULL);
+        /* Requests never answered: the agent would answer them; here they are dropped. */
+        for (size_t i = 0; i < MAX_LATE; i++)
+                if (s->late[i].used) {
+                        ev_timer_stop(s->loop, &s->late[i].timer);
+                        json_decref(s->late[i].reply);
+                }
         ctl_free(s->ctl);
         ev_loop_destroy(s->loop);
         pthread_mutex_destroy(&s->lock);
@@ -831,6 +938,221 @@ static void test_backlog_capped(void) {
         server_stop(&s);
 }
 
+/* --- late replies --------------------------------------------------------- */
+
+/* Reads one of the server's counters (guarded by its lock). */
+static unsigned server_count(struct server *s, const unsigned *field) {
+        unsigned v;
+
+        pthread_mutex_lock(&s->lock);
+        v = *field;
+        pthread_mutex_unlock(&s->lock);
+        return v;
+}
+
+/* Polls until *FIELD reaches WANT: the server thread gets there on its own time. */
+static bool wait_count(struct server *s, const unsigned *field, unsigned want) {
+        for (int i = 0; i < 3000; i++) {
+                if (server_count(s, field) == want)
+                        return true;
+                msleep(10);
+        }
+        return false;
+}
+
+/* Answers every held request, from the loop thread, as the agent would. */
+static void server_release(struct server *s) {
+        ev_async_send(s->loop, &s->release);
+}
+
+static json_int_t data_int(const json_t *d, const char *key) {
+        return json_integer_value(json_object_get(d, key));
+}
+
+static json_int_t args_n(const json_t *d) {
+        return json_integer_value(json_object_get(json_object_get(d, "args"), "n"));
+}
+
+/* Nothing has arrived for C yet. */
+static bool conn_quiet(struct conn *c) {
+        char ch;
+
+        if (c->len > 0)
+                return false;
+        return recv(c->fd, &ch, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+/*
+ * A request answered late holds back the requests pipelined behind it: they
+ * are not even handed to the handler until the late reply is out, and then
+ * come in order. Other clients are served meanwhile. Request ids start at 1
+ * and never repeat.
+ */
+static void test_late_pipelined(void) {
+        struct server s;
+        struct conn c;
+        json_t *d;
+        char *line;
+        json_int_t prev_id = 0;
+
+        CU_ASSERT_EQUAL_FATAL(server_start(&s, "late.sock", NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(conn_open(&c, s.path), 0);
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"hold\":true,\"n\":1}}\n"
+                       "{\"verb\":\"version\",\"args\":{\"n\":2}}\n"
+                       "{\"verb\":\"status\",\"args\":{\"n\":3}}\n");
+        CU_ASSERT_FATAL(wait_count(&s, &s.held, 1));
+
+        /* Another client is not held up by it. */
+        d = call_data(s.path, "version", NULL);
+        CU_ASSERT_PTR_NOT_NULL(d);
+        CU_ASSERT_EQUAL(data_int(d, "request_id"), 2);
+        json_decref(d);
+        CU_ASSERT(conn_quiet(&c));
+        CU_ASSERT_EQUAL(server_count(&s, &s.handled), 2);
+
+        server_release(&s);
+        for (int i = 1; i <= 3; i++) {
+                line = conn_line(&c);
+                ASSERT_CODE(line, "ok");
+                d = reply_data(line);
+                CU_ASSERT_EQUAL(args_n(d), i);
+                CU_ASSERT(data_int(d, "request_id") > prev_id);
+                if (i == 1)
+                        CU_ASSERT_EQUAL(data_int(d, "request_id"), 1);
+                prev_id = data_int(d, "request_id");
+                json_decref(d);
+                free(line);
+        }
+        /* The replies may be read before the server thread has noted sending them. */
+        CU_ASSERT(wait_count(&s, &s.late_replies, 1));
+        pthread_mutex_lock(&s.lock);
+        CU_ASSERT_EQUAL(s.last_reply_rc, 0);
+        /* The late request and the other client's, never the two queued behind it. */
+        CU_ASSERT_EQUAL(s.handled_at_reply, 2);
+        pthread_mutex_unlock(&s.lock);
+
+        /* The connection goes on as before. */
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"n\":4}}\n");
+        line = conn_line(&c);
+        d = reply_data(line);
+        CU_ASSERT_EQUAL(args_n(d), 4);
+        json_decref(d);
+        free(line);
+        conn_close(&c);
+        server_stop(&s);
+}
+
+/* The same, answered from an ev_timer in the loop, as a network round trip would be. */
+static void test_late_timer(void) {
+        struct server s;
+        struct conn c;
+        json_t *d;
+        char *line;
+
+        CU_ASSERT_EQUAL_FATAL(server_start(&s, "latetimer.sock", NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(conn_open(&c, s.path), 0);
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"later_ms\":200,\"n\":1}}\n"
+                       "{\"verb\":\"version\",\"args\":{\"later_ms\":0,\"n\":2}}\n"
+                       "{\"verb\":\"events\",\"args\":{\"n\":3}}\n"
+                       "{\"verb\":\"version\",\"args\":{\"later_ms\":0,\"later_null\":true}}\n");
+        for (int i = 1; i <= 3; i++) {
+                line = conn_line(&c);
+                ASSERT_CODE(line, "ok");
+                d = reply_data(line);
+                CU_ASSERT_EQUAL(args_n(d), i);
+                CU_ASSERT_EQUAL(data_int(d, "request_id"), i);
+                json_decref(d);
+                free(line);
+        }
+        /* The replies may be read before the server thread has noted sending them. */
+        line = conn_line(&c);
+        ASSERT_CODE(line, CTL_ERR_INTERNAL);
+        free(line);
+        CU_ASSERT(wait_count(&s, &s.late_replies, 3));
+        pthread_mutex_lock(&s.lock);
+        CU_ASSERT_EQUAL(s.last_reply_rc, 0);
+        pthread_mutex_unlock(&s.lock);
+        conn_close(&c);
+        server_stop(&s);
+}
+
+/*
+ * A client that hangs up while its request waits: the reply finds nobody
+ * (-ENOENT, and is freed: ASan would see a leak), nothing crashes, and the
+ * server goes on. A client that only half-closed still gets its answer.
+ */
+static void test_late_disconnect(void) {
+        struct server s;
+        struct conn c;
+        char *line;
+
+        CU_ASSERT_EQUAL_FATAL(server_start(&s, "lategone.sock", NULL), 0);
+        CU_ASSERT_EQUAL_FATAL(conn_open(&c, s.path), 0);
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"hold\":true,\"pad\":100000}}\n"
+                       "{\"verb\":\"version\"}\n");
+        CU_ASSERT_FATAL(wait_count(&s, &s.held, 1));
+        conn_close(&c);
+        /* Only the connection asking for the count is left. */
+        CU_ASSERT(wait_stat(s.path, "clients", 1));
+        server_release(&s);
+        CU_ASSERT_FATAL(wait_count(&s, &s.late_replies, 1));
+        pthread_mutex_lock(&s.lock);
+        CU_ASSERT_EQUAL(s.last_reply_rc, -ENOENT);
+        pthread_mutex_unlock(&s.lock);
+
+        /* Half-closed: not gone, it is waiting for its replies. */
+        CU_ASSERT_EQUAL_FATAL(conn_open(&c, s.path), 0);
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"hold\":true}}\n{\"verb\":\"status\"}\n");
+        shutdown(c.fd, SHUT_WR);
+        CU_ASSERT_FATAL(wait_count(&s, &s.held, 1));
+        /* Give the server every chance to see the EOF before the reply goes. */
+        CU_ASSERT(wait_stat(s.path, "clients", 2));
+        msleep(50);
+        server_release(&s);
+        for (int i = 0; i < 2; i++) {
+                line = conn_line(&c);
+                ASSERT_CODE(line, "ok");
+                free(line);
+        }
+        CU_ASSERT(conn_eof(&c));
+        conn_close(&c);
+        CU_ASSERT(wait_count(&s, &s.late_replies, 2));
+        pthread_mutex_lock(&s.lock);
+        CU_ASSERT_EQUAL(s.last_reply_rc, 0);
+        pthread_mutex_unlock(&s.lock);
+
+        CU_ASSERT(wait_stat(s.path, "clients", 1));
+        CU_ASSERT_EQUAL(ctl_reply(NULL, 1, json_object()), -EINVAL);
+        server_stop(&s);
+}
+
+/*
+ * The idle clock stops while the handler owns the request: a reply later
+ * than the idle timeout is still delivered. The clock restarts with it.
+ */
+static void test_late_no_idle_timeout(void) {
+        struct ctl_options o = default_opts();
+        struct server s;
+        struct conn c;
+        char *line;
+
+        o.idle_timeout_us = 200 * 1000;
+        CU_ASSERT_EQUAL_FATAL(server_start(&s, "lateidle.sock", &o), 0);
+        CU_ASSERT_EQUAL_FATAL(conn_open(&c, s.path), 0);
+        conn_sends(&c, "{\"verb\":\"version\",\"args\":{\"later_ms\":1200}}\n");
+        line = conn_line(&c);
+        ASSERT_CODE(line, "ok");
+        free(line);
+        /* Then, with nothing more asked, the usual timeout. */
+        line = conn_line(&c);
+        ASSERT_CODE(line, CTL_ERR_TIMEOUT);
+        free(line);
+        CU_ASSERT(conn_eof(&c));
+        conn_close(&c);
+        CU_ASSERT_EQUAL(stat_of(s.path, "timeouts"), 1);
+        server_stop(&s);
+}
+
 static void test_socket_file(void) {
         struct server s;
         struct stat st;
@@ -1068,6 +1390,118 @@ static void test_permissions(void) {
         chmod(tmpdir, 0700);
 }
 
+/* --- a fake agent for agentctl's tests ------------------------------------ */
+
+/*
+ * `test_ctl --fake-agent SOCKET SCRIPT` serves canned replies on SOCKET
+ * until SIGTERM, through the real ctl server, so tests/integ/agentctl.sh can
+ * check agentctl's output for replies the real agent cannot produce on one
+ * node (a published balancer table, a drain). SCRIPT is a JSON object: verb
+ * -> list of {"args": {...}, "reply": {...}, "later_ms": N?}; the first case
+ * whose args equal the request's exactly answers it (after later_ms, through
+ * ctl_reply_later), so wrong arguments from agentctl show as an error.
+ */
+struct fake {
+        struct ev_loop *loop;
+        struct ctl *ctl;
+        json_t *script;
+        struct late late[MAX_LATE];
+};
+
+static void fake_timer_cb(struct ev_loop *loop _unused_, ev_timer *w, int revents _unused_) {
+        struct late *l = w->data;
+        struct fake *f = l->owner;
+
+        if (ctl_reply(f->ctl, l->id, l->reply) < 0)
+                fprintf(stderr, "fake agent: client %" PRIu64 " gone before its late reply\n", l->id);
+        l->reply = NULL;
+        l->used = false;
+}
+
+static json_t *fake_handler(const struct ctl_caller *caller, const struct ctl_verb *verb, json_t *args,
+                            void *userdata) {
+        struct fake *f = userdata;
+        const json_t *cases = json_object_get(f->script, verb->name), *c;
+        char *text;
+        json_t *e;
+        size_t i;
+
+        json_array_foreach(cases, i, c) {
+                const json_t *want = json_object_get(c, "args"), *ms = json_object_get(c, "later_ms");
+                json_t *reply = json_deep_copy(json_object_get(c, "reply"));
+                struct late *l = NULL;
+
+                /* No "args" in the case: the request must have none. */
+                if (want ? !json_equal(want, args) : json_object_size(args) > 0) {
+                        json_decref(reply);
+                        continue;
+                }
+                if (!json_is_integer(ms))
+                        return reply;
+                for (size_t k = 0; k < MAX_LATE && !l; k++)
+                        if (!f->late[k].used)
+                                l = &f->late[k];
+                if (!l) {
+                        json_decref(reply);
+                        return NULL;
+                }
+                l->used = true;
+                l->owner = f;
+                l->id = caller->request_id;
+                l->reply = reply;
+                ev_timer_init(&l->timer, fake_timer_cb, (double) json_integer_value(ms) / 1e3, 0.);
+                l->timer.data = l;
+                ev_timer_start(f->loop, &l->timer);
+                return ctl_reply_later();
+        }
+        text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+        e = ctlproto_error(CTL_ERR_INVALID_ARGUMENT, "fake agent: no case for %s %s", verb->name,
+                           text ? text : "?");
+        free(text);
+        return e;
+}
+
+static void fake_signal_cb(struct ev_loop *loop, ev_signal *w _unused_, int revents _unused_) {
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static int fake_agent(const char *path, const char *script_path) {
+        struct ctl_options o = {
+                .path = path,
+                .socket_gid = (gid_t) -1,
+                .admin_gid = getegid(),         /* whoever runs the test may drain */
+        };
+        struct fake f = { .loop = ev_default_loop(0) };
+        json_error_t jerr;
+        ev_signal term, intr;
+        int r;
+
+        f.script = json_load_file(script_path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(f.script)) {
+                fprintf(stderr, "fake agent: %s:%d: %s\n", script_path, jerr.line, jerr.text);
+                return 1;
+        }
+        r = ctl_new(f.loop, &o, fake_handler, NULL, &f, &f.ctl);
+        if (r < 0) {
+                fprintf(stderr, "fake agent: %s: %s\n", path, strerror(-r));
+                json_decref(f.script);
+                return 1;
+        }
+        ev_signal_init(&term, fake_signal_cb, SIGTERM);
+        ev_signal_start(f.loop, &term);
+        ev_signal_init(&intr, fake_signal_cb, SIGINT);
+        ev_signal_start(f.loop, &intr);
+        ev_run(f.loop, 0);
+        for (size_t k = 0; k < MAX_LATE; k++)
+                if (f.late[k].used) {
+                        ev_timer_stop(f.loop, &f.late[k].timer);
+                        json_decref(f.late[k].reply);
+                }
+        ctl_free(f.ctl);
+        json_decref(f.script);
+        return 0;
+}
+
 static int suite_init(void) {
         tmpdir = unit_tmpdir();
         return 0;
@@ -1083,7 +1517,7 @@ static int suite_clean(void) {
         return 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
         CU_TestInfo tests[] = {
                 { "every verb reaches the handler with its args", test_every_verb },
                 { "bad requests answered, connection kept", test_bad_requests },
@@ -1095,6 +1529,10 @@ int main(void) {
                 { "requests split across writes", test_split_writes },
                 { "clients disconnecting", test_disconnects },
                 { "reply backlog capped", test_backlog_capped },
+                { "late reply holds back pipelined requests", test_late_pipelined },
+                { "late replies from a timer", test_late_timer },
+                { "client gone before its late reply", test_late_disconnect },
+                { "no idle timeout while a reply is late", test_late_no_idle_timeout },
                 { "socket file mode and group", test_socket_file },
                 { "stale, live and foreign socket paths", test_stale_and_live },
                 CU_TEST_INFO_NULL,
@@ -1105,6 +1543,12 @@ int main(void) {
                 CU_SUITE_INFO_NULL,
         };
 
+        if (argc == 4 && strcmp(argv[1], "--fake-agent") == 0)
+                return fake_agent(argv[2], argv[3]);
+        if (argc != 1) {
+                fprintf(stderr, "usage: %s [--fake-agent SOCKET SCRIPT]\n", argv[0]);
+                return 2;
+        }
         if (geteuid() == 0)
                 tests[ELEMENTSOF(tests) - 2] = (CU_TestInfo) { "permissions: non-admin, admin groups, reload",
                                                                test_permissions };

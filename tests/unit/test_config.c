@@ -19,6 +19,10 @@
 #define SVC(extra) \
         "services = (\n{ name = \"web\"; unit = \"web.service\"; address = \"10.0.0.1\"; port = 80;\n" extra " }\n);\n"
 
+/* The same with a template instance, for the placement keys. */
+#define TSVC(extra) \
+        "services = (\n{ name = \"web\"; unit = \"web@80.service\"; address = \"10.0.0.1\"; port = 80;\n" extra " }\n);\n"
+
 static const char full_config[] =
         "# every key, none at its default\n"
         "node = {\n"
@@ -109,6 +113,10 @@ static void test_full(void) {
         CU_ASSERT_EQUAL(s->weight, 10);
         CU_ASSERT_EQUAL(s->algorithm, CONFIG_ALG_SOURCEHASH);
         CU_ASSERT_EQUAL(s->replicas, 3);
+        CU_ASSERT_STRING_EQUAL(s->template_unit, "web@.service");
+        CU_ASSERT_EQUAL(s->port_min, 8080);
+        CU_ASSERT_EQUAL(s->port_max, 8179);
+        CU_ASSERT_TRUE(config_service_has_static(s));
         CU_ASSERT_EQUAL(s->line, 20);
         CU_ASSERT_EQUAL(s->check.type, CONFIG_CHECK_HTTP);
         CU_ASSERT_STRING_EQUAL(s->check.path, "/health?full=1");
@@ -172,6 +180,15 @@ static void test_defaults(void) {
         CU_ASSERT_EQUAL(s->weight, 1);
         CU_ASSERT_EQUAL(s->algorithm, CONFIG_ALG_WRR);
         CU_ASSERT_EQUAL(s->replicas, 0);
+        CU_ASSERT_PTR_NULL(s->template_unit);
+        CU_ASSERT_EQUAL(s->port_min, 0);
+        CU_ASSERT_EQUAL(s->port_max, 0);
+        CU_ASSERT_TRUE(config_service_has_static(s));
+        CU_ASSERT_EQUAL(c->election.election_timeout_min_us, 1500 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(c->election.election_timeout_max_us, 3 * USEC_PER_SEC);
+        CU_ASSERT_EQUAL(c->election.heartbeat_interval_us, 100 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(c->election.lease_us, USEC_PER_SEC);
+        CU_ASSERT_EQUAL(c->election.lease_guard_us, 50 * USEC_PER_MSEC);
         CU_ASSERT_EQUAL(s->check.type, CONFIG_CHECK_SYSTEMD);
         CU_ASSERT_PTR_NULL(s->check.path);
         CU_ASSERT_PTR_NULL(s->check.expect_body);
@@ -237,14 +254,14 @@ static void test_adapted_defaults(void) {
         config_free(c);
 
         /* Equal values are fine; so are 64-bit and hex integers in range. */
-        c = load_ok(BASE SVC("check = { interval = \"1s\"; timeout = \"1s\"; }; weight = 5L; replicas = 0x10;"));
+        c = load_ok(BASE TSVC("check = { interval = \"1s\"; timeout = \"1s\"; }; weight = 5L; replicas = 0x10;"));
         CU_ASSERT_PTR_NOT_NULL_FATAL(c);
         CU_ASSERT_EQUAL(c->services[0].weight, 5);
         CU_ASSERT_EQUAL(c->services[0].replicas, 16);
         config_free(c);
 
         /* Legal extremes of each range. */
-        c = load_ok(BASE SVC("weight = 10000; replicas = 1000;"
+        c = load_ok(BASE TSVC("weight = 10000; replicas = 1000;"
                              "check = { interval = \"1h\"; timeout = \"1ms\"; rise = 100; fall = 1; };"
                              "restart = { limit = 1000; window = \"1d\"; backoff = \"1ms\"; backoff_max = \"1d\"; };"
                              "breaker = { failures = 1; open_for = \"10ms\"; half_open_probes = 100; };"));
@@ -444,7 +461,7 @@ static const struct bad_case bad_cases[] = {
         { BASE "store = { events_max_rows = 0x8000000000000000L; };\n",
           "t.conf:3: store.events_max_rows: 0x8000000000000000L is out of range (1..1000000000)" },
         /* Two on one line: each is matched to its own setting. */
-        { BASE SVC("weight = 4294967297; replicas = 1;"),
+        { BASE TSVC("weight = 4294967297; replicas = 1;"),
           "t.conf:5: services[0].weight: 4294967297 is out of range (0..10000)" },
         { BASE SVC("replicas = 4294967297; weight = 1;"),
           "t.conf:5: services[0].replicas: 4294967297 is out of range (0..1000)" },
@@ -542,11 +559,70 @@ static const struct bad_case bad_cases[] = {
         { BASE "services = (\n { name = \"web\"; unit = \"web.socket\"; address = \"10.0.0.1\"; port = 80; }\n);\n",
           "t.conf:4: services[0].unit: bad unit name \"web.socket\" (use e.g. \"web.service\" or \"web@8080.service\")" },
         { BASE "services = (\n { name = \"web\"; unit = \"web@.service\"; address = \"10.0.0.1\"; port = 80; }\n);\n",
-          "t.conf:4: services[0].unit: bad unit name \"web@.service\" (use e.g. \"web.service\" or \"web@8080.service\")" },
+          "t.conf:4: services[0].unit: \"web@.service\" is a template, which only replicas >= 1 can use "
+          "(or name an instance such as \"web@80.service\")" },
         { BASE "services = (\n { name = \"web\"; unit = \"@1.service\"; address = \"10.0.0.1\"; port = 80; }\n);\n",
           "t.conf:4: services[0].unit: bad unit name \"@1.service\" (use e.g. \"web.service\" or \"web@8080.service\")" },
         { BASE "services = (\n { name = \"web\"; unit = \"a/b.service\"; address = \"10.0.0.1\"; port = 80; }\n);\n",
           "t.conf:4: services[0].unit: bad unit name \"a/b.service\" (use e.g. \"web.service\" or \"web@8080.service\")" },
+
+        /* placement: replicas, the template and replica_ports */
+        { BASE SVC("replicas = 2;"),
+          "t.conf:5: services[0].replicas: replicas needs a template unit such as \"web@.service\" or "
+          "\"web@80.service\"" },
+        { BASE SVC("\nreplica_ports = [ 80, 90 ];"),
+          "t.conf:6: services[0].replica_ports: replica_ports needs replicas >= 1" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 90, 80 ];"),
+          "t.conf:6: services[0].replica_ports: MIN 90 is above MAX 80" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 0, 80 ];"),
+          "t.conf:6: services[0].replica_ports[0]: 0 is out of range (1..65535)" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 80, 65536 ];"),
+          "t.conf:6: services[0].replica_ports[1]: 65536 is out of range (1..65535)" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 90, 4294967376 ];"),
+          "t.conf:6: services[0].replica_ports[1]: 4294967376 is out of range (1..65535)" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 80 ];"),
+          "t.conf:6: services[0].replica_ports: expected [MIN, MAX], two ports such as [80, 179]" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ 80, 90, 100 ];"),
+          "t.conf:6: services[0].replica_ports: expected [MIN, MAX], two ports such as [80, 179]" },
+        { BASE TSVC("replicas = 1;\n replica_ports = [ \"80\", \"90\" ];"),
+          "t.conf:6: services[0].replica_ports[0]: expected an integer" },
+        { BASE TSVC("replicas = 1;\n replica_ports = 80;"),
+          "t.conf:6: services[0].replica_ports: expected [MIN, MAX], two ports such as [80, 179]" },
+        { BASE "services = (\n { name = \"web\"; unit = \"web@.service\"; address = \"10.0.0.1\"; port = 80;"
+               " replicas = 1; },\n { name = \"api\"; unit = \"web@81.service\"; address = \"10.0.0.1\";"
+               " port = 81; replicas = 2; }\n);\n",
+          "t.conf:5: services[1].unit: template \"web@.service\" is already used by service \"web\" (line 4), "
+          "which also has replicas" },
+        { BASE "services = (\n { name = \"web\"; unit = \"a1234567890123456789012345678901234567890123456789"
+               "01234567890123456789012345678901234567890123456789012345678901234567890123456789@.service\";"
+               " address = \"10.0.0.1\"; port = 80; replicas = 1; }\n);\n",
+          "t.conf:4: services[0].unit: name too long for placed instances "
+          "(\"a1234567890123456789012345678901@PORT.service\" must fit 127 bytes)" },
+
+        /* cluster.election: one range, then how the timings fit together */
+        { NODE "cluster = { name = \"demo\";\n election = { lease = \"0ms\"; }; };\n",
+          "t.conf:3: cluster.election.lease: \"0ms\" is out of range (1ms..1h)" },
+        { NODE "cluster = { name = \"demo\";\n election = { heartbeat = \"soon\"; }; };\n",
+          "t.conf:3: cluster.election.heartbeat: bad duration \"soon\" (use e.g. \"250ms\", \"10s\")" },
+        { NODE "cluster = { name = \"demo\";\n election = { hearbeat = \"1s\"; }; };\n",
+          "t.conf:3: unknown key \"hearbeat\" in cluster.election (did you mean \"heartbeat\"?)" },
+        { NODE "cluster = { name = \"demo\";\n election = 5; };\n",
+          "t.conf:3: cluster.election: expected a group { ... }" },
+        { NODE "cluster = { name = \"demo\"; election = {\n lease = \"1s\";\n lease_guard = \"1s\"; }; };\n",
+          "t.conf:4: cluster.election: lease guard must be shorter than the lease (timeout_min 1500ms, "
+          "timeout_max 3s, heartbeat 100ms, lease 1s, lease_guard 1s)" },
+        { NODE "cluster = { name = \"demo\"; election = {\n heartbeat = \"950ms\"; }; };\n",
+          "t.conf:3: cluster.election: heartbeat interval must be positive and shorter than the lease minus "
+          "its guard (timeout_min 1500ms, timeout_max 3s, heartbeat 950ms, lease 1s, lease_guard 50ms)" },
+        { NODE "cluster = { name = \"demo\"; election = {\n\n timeout_min = \"500ms\"; }; };\n",
+          "t.conf:4: cluster.election: election timeout must be at least the lease (timeout_min 500ms, "
+          "timeout_max 3s, heartbeat 100ms, lease 1s, lease_guard 50ms)" },
+        { NODE "cluster = { name = \"demo\"; election = {\n timeout_min = \"3s\";\n timeout_max = \"3s\"; }; };\n",
+          "t.conf:4: cluster.election: election timeout range must be non-empty and at most 1h (timeout_min 3s, "
+          "timeout_max 3s, heartbeat 100ms, lease 1s, lease_guard 50ms)" },
+        { NODE "cluster = { name = \"demo\";\n election = { timeout_min = \"5s\"; }; };\n",
+          "t.conf:3: cluster.election: election timeout range must be non-empty and at most 1h (timeout_min 5s, "
+          "timeout_max 3s, heartbeat 100ms, lease 1s, lease_guard 50ms)" },
 
         /* checks: keys that belong to another type, and what a type needs */
         { BASE SVC("check = { type = \"tcp\";\n path = \"/health\"; };"),
@@ -830,6 +906,9 @@ static void test_example(void) {
         CU_ASSERT_STRING_EQUAL(c->services[0].name, "web");
         CU_ASSERT_STRING_EQUAL(c->services[0].unit, "web@8080.service");
         CU_ASSERT_EQUAL(c->services[0].check.type, CONFIG_CHECK_HTTP);
+        CU_ASSERT_PTR_NULL(c->services[0].template_unit);
+        CU_ASSERT_EQUAL(c->election.election_timeout_min_us, 1500 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(c->election.lease_guard_us, 50 * USEC_PER_MSEC);
         config_free(c);
         free(error);
         free(path);
@@ -936,6 +1015,95 @@ static void test_diff(void) {
         }
         CU_ASSERT_PTR_NULL(config_diff_restart_key(NULL, base));
         CU_ASSERT_PTR_NULL(config_diff_restart_key(base, NULL));
+        config_free(base);
+}
+
+/* replicas with a template: what the leader may place here, and whether a static instance runs. */
+static void test_placement(void) {
+        static const struct {
+                const char *text;
+                const char *unit, *template_unit;
+                bool has_static;
+                uint16_t port_min, port_max;
+        } cases[] = {
+                /* an instance plus placed ones; default range [port, port + 99] */
+                { BASE TSVC("replicas = 2;"), "web@80.service", "web@.service", true, 80, 179 },
+                /* template only: no static instance here */
+                { BASE "services = ( { name = \"web\"; unit = \"web@.service\"; address = \"10.0.0.1\";"
+                       " port = 8080; replicas = 3; } );\n", "web@.service", "web@.service", false, 8080, 8179 },
+                /* explicit range, 64-bit and hex literals */
+                { BASE TSVC("replicas = 1; replica_ports = ( 9000L, 0x2328 );"), "web@80.service", "web@.service",
+                  true, 9000, 9000 },
+                { BASE TSVC("replicas = 1; replica_ports = [ 1, 65535 ];"), "web@80.service", "web@.service",
+                  true, 1, 65535 },
+                /* the default range stops at 65535 */
+                { BASE "services = ( { name = \"web\"; unit = \"a.b-c@x.y.service\"; address = \"::1\";"
+                       " port = 65500; replicas = 1; } );\n", "a.b-c@x.y.service", "a.b-c@.service", true, 65500,
+                  65535 },
+                /* replicas = 0: no placement, whatever the unit */
+                { BASE TSVC("replicas = 0;"), "web@80.service", NULL, true, 0, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct agentd_config *c = load_ok(cases[i].text);
+                const struct config_service *s;
+
+                CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+                CU_ASSERT_EQUAL_FATAL(c->n_services, 1);
+                s = &c->services[0];
+                CU_ASSERT_STRING_EQUAL(s->unit, cases[i].unit);
+                CU_ASSERT_TRUE(streq_null(s->template_unit, cases[i].template_unit));
+                CU_ASSERT_EQUAL(config_service_has_static(s), cases[i].has_static);
+                CU_ASSERT_EQUAL(s->port_min, cases[i].port_min);
+                CU_ASSERT_EQUAL(s->port_max, cases[i].port_max);
+                config_free(c);
+        }
+}
+
+/* cluster.election: values read back, and every change needs a restart. */
+static void test_election(void) {
+        static const struct {
+                const char *change;
+                const char *key;
+        } diffs[] = {
+                { "timeout_min = \"2s\";", "cluster.election.timeout_min" },
+                { "timeout_max = \"4s\";", "cluster.election.timeout_max" },
+                { "heartbeat = \"200ms\";", "cluster.election.heartbeat" },
+                { "lease = \"1200ms\";", "cluster.election.lease" },
+                { "lease_guard = \"0ms\";", "cluster.election.lease_guard" },
+        };
+        struct agentd_config *base, *c;
+        char *text = NULL;
+
+        c = load_ok(NODE "cluster = { name = \"demo\"; election = { timeout_min = \"3s\"; timeout_max = \"6s\";"
+                    " heartbeat = \"250ms\"; lease = \"2s\"; lease_guard = \"100ms\"; }; };\n");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->election.election_timeout_min_us, 3 * USEC_PER_SEC);
+        CU_ASSERT_EQUAL(c->election.election_timeout_max_us, 6 * USEC_PER_SEC);
+        CU_ASSERT_EQUAL(c->election.heartbeat_interval_us, 250 * USEC_PER_MSEC);
+        CU_ASSERT_EQUAL(c->election.lease_us, 2 * USEC_PER_SEC);
+        CU_ASSERT_EQUAL(c->election.lease_guard_us, 100 * USEC_PER_MSEC);
+        config_free(c);
+
+        /* An empty group is the defaults, and no change from the absent group. */
+        base = load_ok(BASE);
+        c = load_ok(NODE "cluster = { name = \"demo\"; election = { }; };\n");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(c->election.lease_us, USEC_PER_SEC);
+        CU_ASSERT_PTR_NULL(config_diff_restart_key(base, c));
+        config_free(c);
+
+        for (size_t i = 0; i < ELEMENTSOF(diffs); i++) {
+                CU_ASSERT_FATAL(asprintf(&text, NODE "cluster = { name = \"demo\"; election = { %s }; };\n",
+                                         diffs[i].change) > 0);
+                c = load_ok(text);
+                free(text);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+                CU_ASSERT_TRUE(streq_null(config_diff_restart_key(base, c), diffs[i].key));
+                CU_ASSERT_TRUE(streq_null(config_diff_restart_key(c, base), diffs[i].key));
+                config_free(c);
+        }
         config_free(base);
 }
 
@@ -1084,6 +1252,8 @@ int main(void) {
                 { "example", test_example },
                 { "diff", test_diff },
                 { "gossip", test_gossip },
+                { "placement", test_placement },
+                { "election", test_election },
                 { "to_string", test_to_string },
                 CU_TEST_INFO_NULL,
         };

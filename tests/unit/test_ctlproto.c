@@ -242,7 +242,8 @@ static void test_verbs(void) {
                 bool mutating;
         } want[] = {
                 { "status", false }, { "events", false }, { "services", false }, { "breakers", false },
-                { "restart", true }, { "members", false }, { "leader", false }, { "force-leave", true },
+                { "restart", true }, { "members", false }, { "leader", false }, { "table", false },
+                { "pick", false }, { "drain", true }, { "undrain", true }, { "force-leave", true },
                 { "reload", true }, { "version", false },
         };
         const struct ctl_verb *v;

@@ -21,9 +21,20 @@
 
 #define N_REPORTS 20
 static struct table_report reports[N_REPORTS];
+static struct table_instance pool[N_REPORTS][TABLE_REPORT_INSTANCES_MAX];
 
+/*
+ * Empties a report. reports[k] always gets pool[k] back (a test may have
+ * copied another report over it); any other report keeps its own array.
+ */
 static void report_init(struct table_report *r, const char *node) {
+        struct table_instance *inst = r->instances;
+
+        for (size_t k = 0; k < N_REPORTS; k++)
+                if (r == &reports[k])
+                        inst = pool[k];
         memset(r, 0, sizeof(*r));
+        r->instances = inst;
         snprintf(r->node, sizeof(r->node), "%s", node);
 }
 
@@ -68,7 +79,12 @@ static void test_validation(void) {
                 { "web", "x", "h", 1, BALANCE_WEIGHT_MAX + 1, BREAKER_CLOSED, -EINVAL, "weight above maximum" },
                 { "web", "x", "h", 1, 1, _BREAKER_STATE_MAX, -EINVAL, "bad breaker state" },
                 { "web", "x", "h", 1, 1, -1, -EINVAL, "bad breaker state" },
+                { "web", "x", "h", 1, 1, BREAKER_CLOSED, -EINVAL, "bad algorithm" },
+                { "web", "x", "h", 1, 1, BREAKER_CLOSED, -EINVAL, "bad algorithm" },
         };
+        /* The last two cases: algorithm _BALANCE_ALGORITHM_MAX, then -1; the others a valid one. */
+        static const int algorithms[] = { [ELEMENTSOF(cases) - 2] = _BALANCE_ALGORITHM_MAX,
+                                          [ELEMENTSOF(cases) - 1] = -1 };
         struct table_report *r = &reports[0];
         const char *why;
 
@@ -76,6 +92,7 @@ static void test_validation(void) {
                 struct table_instance i = {
                         .port = cases[k].port, .weight = cases[k].weight,
                         .breaker = (enum breaker_state) cases[k].breaker, .healthy = true,
+                        .algorithm = (enum balance_algorithm) (algorithms[k] ? algorithms[k] : (int) (k % 6)),
                 };
 
                 snprintf(i.service, sizeof(i.service), "%s", cases[k].service);
@@ -109,6 +126,17 @@ static void test_validation(void) {
         r->n_instances = TABLE_REPORT_INSTANCES_MAX + 1;
         CU_ASSERT_EQUAL(table_report_validate(r, &why), -EINVAL);
         CU_ASSERT_STRING_EQUAL(why, "too many instances");
+        r->n_instances = TABLE_REPORT_INSTANCES_MAX;
+        for (size_t k = 0; k < TABLE_REPORT_INSTANCES_MAX; k++) {
+                r->instances[k] = r->instances[0];
+                snprintf(r->instances[k].instance, TABLE_INSTANCE_MAX, "web@%zu.service", k);
+        }
+        CU_ASSERT_EQUAL(table_report_validate(r, &why), 0);
+        r->instances = NULL;
+        CU_ASSERT_EQUAL(table_report_validate(r, &why), -EINVAL);
+        CU_ASSERT_STRING_EQUAL(why, "no instances array");
+        r->n_instances = 0;
+        CU_ASSERT_EQUAL(table_report_validate(r, &why), 0);
         report_init(r, "");
         CU_ASSERT_EQUAL(table_report_validate(r, &why), -EINVAL);
         CU_ASSERT_STRING_EQUAL(why, "bad node name");
@@ -253,6 +281,11 @@ static void test_order(void) {
         struct table_report tmp;
 
         three_nodes();
+        /* web's first backend in (node, instance) order is n1's web@8080, the second in n1's report. */
+        reports[0].instances[0].algorithm = BALANCE_WRR;
+        reports[0].instances[1].algorithm = BALANCE_WLC;
+        reports[2].instances[0].algorithm = BALANCE_SOURCEHASH;
+        reports[1].instances[1].algorithm = BALANCE_WRANDOM;    /* n2's api; n1's api is random */
         in = input3();
         CU_ASSERT_FATAL(table_builder_new(&a) == 0);
         CU_ASSERT_FATAL(table_builder_new(&b) == 0);
@@ -275,6 +308,8 @@ static void test_order(void) {
         CU_ASSERT_PTR_EQUAL(table_find(ta, "web"), &ta->services[1]);
         CU_ASSERT_PTR_EQUAL(table_find(ta, "api"), &ta->services[0]);
         CU_ASSERT_PTR_NULL(table_find(ta, "db"));
+        CU_ASSERT_EQUAL(ta->services[0].algorithm, BALANCE_RANDOM);
+        CU_ASSERT_EQUAL(ta->services[1].algorithm, BALANCE_WLC);
 
         /* The same input in another order gives the same table. */
         tmp = reports[0];
@@ -287,6 +322,7 @@ static void test_order(void) {
         in.members = rev;
         CU_ASSERT_EQUAL_FATAL(table_builder_build(b, 1, &in, NULL), 0);
         tb = table_builder_current(b);
+        CU_ASSERT_EQUAL(tb->services[1].algorithm, BALANCE_WLC);
         CU_ASSERT_TRUE(table_same_content(ta, tb));
         CU_ASSERT_EQUAL(ta->digest, tb->digest);
 
@@ -335,7 +371,7 @@ static void test_build_errors(void) {
 
                 snprintf(node, sizeof(node), "n%zu", n);
                 report_init(&reports[n], node);
-                for (unsigned i = 0; i < TABLE_REPORT_INSTANCES_MAX; i++) {
+                for (unsigned i = 0; i < 64; i++) {
                         char inst[32];
 
                         snprintf(inst, sizeof(inst), "web@%u.service", 8000 + i);
@@ -349,15 +385,17 @@ static void test_build_errors(void) {
         CU_ASSERT_EQUAL(table_builder_build(b, 1, &in, NULL), -E2BIG);
         CU_ASSERT_EQUAL(table_builder_current(b)->version, 1);
 
-        /* 257 nodes x 64 instances, 64 per service: more than TABLE_BACKENDS_TOTAL_MAX in all. */
+        /* 65 nodes x 256 instances, one service each: more than TABLE_BACKENDS_TOTAL_MAX in all. */
         size_t n_many = TABLE_BACKENDS_TOTAL_MAX / TABLE_REPORT_INSTANCES_MAX + 1;
         struct table_report *many = calloc(n_many, sizeof(*many));
-        CU_ASSERT_FATAL(many != NULL);
+        struct table_instance *many_inst = calloc(n_many * TABLE_REPORT_INSTANCES_MAX, sizeof(*many_inst));
+        CU_ASSERT_FATAL(many != NULL && many_inst != NULL);
         for (size_t n = 0; n < n_many; n++) {
                 char node[8], svc[8];
 
                 snprintf(node, sizeof(node), "n%zu", n);
                 snprintf(svc, sizeof(svc), "s%zu", n);
+                many[n].instances = many_inst + n * TABLE_REPORT_INSTANCES_MAX;
                 report_init(&many[n], node);
                 for (unsigned i = 0; i < TABLE_REPORT_INSTANCES_MAX; i++) {
                         char inst[32];
@@ -371,6 +409,7 @@ static void test_build_errors(void) {
         CU_ASSERT_EQUAL(table_builder_current(b)->n_services, n_many - 1);
         in.n_reports = n_many;
         CU_ASSERT_EQUAL(table_builder_build(b, 2, &in, NULL), -E2BIG);
+        free(many_inst);
         free(many);
         table_builder_free(b);
 }
@@ -380,11 +419,11 @@ static void test_build_errors(void) {
  * ("n0000".., instance "i", address "a"), to test the decoder's caps.
  */
 static uint8_t *hand_encode(size_t n_services, size_t per_service, size_t *ret_len) {
-        size_t len = 23 + n_services * (1 + 4 + 2 + per_service * (1 + 5 + 1 + 1 + 1 + 1 + 13));
+        size_t len = 23 + n_services * (1 + 4 + 1 + 2 + per_service * (1 + 5 + 1 + 1 + 1 + 1 + 13));
         uint8_t *p = calloc(1, len), *w = p;
 
         CU_ASSERT_FATAL(p != NULL);
-        memcpy(w, "AGTB\x01", 5);
+        memcpy(w, "AGTB\x02", 5);
         w += 5;
         w[7] = 1;                               /* term 1 */
         w[15] = 1;                              /* version 1 */
@@ -394,6 +433,7 @@ static uint8_t *hand_encode(size_t n_services, size_t per_service, size_t *ret_l
         for (size_t i = 0; i < n_services; i++) {
                 *w++ = 4;
                 w += sprintf((char *) w, "s%03zu", i);
+                *w++ = BALANCE_WLC;
                 *w++ = (uint8_t) (per_service >> 8);
                 *w++ = (uint8_t) per_service;
                 for (size_t j = 0; j < per_service; j++) {
@@ -523,12 +563,34 @@ static void test_versions(void) {
         CU_ASSERT_EQUAL(table_find(t, "api")->digest, api1);
         CU_ASSERT_NOT_EQUAL(t->digest, d1);
 
+        /*
+         * The algorithm of a service's first backend (n1's api) is content;
+         * another backend's (n2's api) is not looked at.
+         */
+        reports[1].instances[1].algorithm = BALANCE_SOURCEHASH;
+        CU_ASSERT_EQUAL(table_builder_build(b, 3, &in, &changed), 0);
+        CU_ASSERT_FALSE(changed);
+        reports[0].instances[2].algorithm = BALANCE_WLC;
+        CU_ASSERT_EQUAL(table_builder_build(b, 3, &in, &changed), 0);
+        CU_ASSERT_TRUE(changed);
+        t = table_builder_current(b);
+        CU_ASSERT_EQUAL(t->version, 3);
+        CU_ASSERT_EQUAL(table_find(t, "api")->algorithm, BALANCE_WLC);
+        CU_ASSERT_NOT_EQUAL(table_find(t, "api")->digest, api1);
+        CU_ASSERT_NOT_EQUAL(t->digest, d1);
+        reports[0].instances[2].algorithm = BALANCE_RANDOM;
+        reports[1].instances[1].algorithm = BALANCE_RANDOM;
+        CU_ASSERT_EQUAL(table_builder_build(b, 3, &in, &changed), 0);
+        CU_ASSERT_TRUE(changed);
+        CU_ASSERT_EQUAL(table_builder_current(b)->version, 4);
+        CU_ASSERT_EQUAL(table_find(table_builder_current(b), "api")->digest, api1);
+
         /* A weight change is a change too. */
         reports[1].instances[1].weight = 6;
         CU_ASSERT_EQUAL(table_builder_build(b, 3, &in, &changed), 0);
         CU_ASSERT_TRUE(changed);
         t = table_builder_current(b);
-        CU_ASSERT_EQUAL(t->version, 3);
+        CU_ASSERT_EQUAL(t->version, 5);
         CU_ASSERT_NOT_EQUAL(table_find(t, "api")->digest, api1);
 
         /* Back to the first content: a new version, the first digest again. */
@@ -537,7 +599,7 @@ static void test_versions(void) {
         CU_ASSERT_EQUAL(table_builder_build(b, 3, &in, &changed), 0);
         CU_ASSERT_TRUE(changed);
         t = table_builder_current(b);
-        CU_ASSERT_EQUAL(t->version, 4);
+        CU_ASSERT_EQUAL(t->version, 6);
         CU_ASSERT_EQUAL(t->digest, d1);
 
         /* A new term publishes (term, 1) even unchanged; an older term is refused. */
@@ -618,6 +680,9 @@ static int sample(struct table_builder **ret_b, uint8_t **ret_buf, size_t *ret_l
 
         three_nodes();
         reports[0].instances[2].breaker = BREAKER_OPEN;
+        reports[0].instances[2].algorithm = BALANCE_WLC;        /* n1's api: api's first backend */
+        reports[1].instances[1].algorithm = BALANCE_WRR;        /* n2's api: not first, ignored */
+        reports[2].instances[0].algorithm = BALANCE_SOURCEHASH; /* n3's web: not first, ignored */
         reports[1].instances[0].active = UINT64_C(0x0102030405060708);
         members3[2].state = MEMBERSHIP_DEAD;
         in = input3();
@@ -638,9 +703,12 @@ static void test_codec(void) {
 
         CU_ASSERT_EQUAL_FATAL(sample(&b, &buf, &len), 0);
         orig = table_builder_current(b);
-        /* header 23 + api (1+3+2 + 2 x (1+2+1+16+1+9+13)) + web (1+3+2 + 4 x (1+2+1+16+1+9+13)). */
-        CU_ASSERT_EQUAL(len, 23 + 6 + 2 * 43 + 6 + 4 * 43);
-        CU_ASSERT_EQUAL(memcmp(buf, "AGTB\x01", 5), 0);
+        /* header 23 + api (1+3+1+2 + 2 x (1+2+1+16+1+9+13)) + web (1+3+1+2 + 4 x (1+2+1+16+1+9+13)). */
+        CU_ASSERT_EQUAL(len, 23 + 7 + 2 * 43 + 7 + 4 * 43);
+        CU_ASSERT_EQUAL(memcmp(buf, "AGTB\x02", 5), 0);
+        CU_ASSERT_EQUAL(memcmp(buf + 23, "\x03" "api" "\x04" "\x00\x02", 7), 0);    /* api, wlc, 2 backends */
+        CU_ASSERT_EQUAL(orig->services[0].algorithm, BALANCE_WLC);
+        CU_ASSERT_EQUAL(orig->services[1].algorithm, BALANCE_RANDOM);
 
         CU_ASSERT_EQUAL_FATAL(table_decode(buf, len, &t), 0);
         CU_ASSERT_EQUAL(t->term, 7);
@@ -648,6 +716,8 @@ static void test_codec(void) {
         CU_ASSERT_TRUE(table_same_content(t, orig));
         CU_ASSERT_EQUAL(t->digest, orig->digest);
         CU_ASSERT_EQUAL(t->services[0].digest, orig->services[0].digest);
+        CU_ASSERT_EQUAL(table_find(t, "api")->algorithm, BALANCE_WLC);
+        CU_ASSERT_EQUAL(table_find(t, "web")->algorithm, BALANCE_RANDOM);
         CU_ASSERT_EQUAL(table_find(t, "api")->backends[0].state, EJ);
         CU_ASSERT_EQUAL(table_find(t, "api")->backends[1].state, DR);
         CU_ASSERT_EQUAL(table_find(t, "web")->backends[3].state, DN);
@@ -681,9 +751,9 @@ static void test_codec(void) {
 
         /*
          * Single malformations at known offsets: the header is 23 bytes, then
-         * "api" (23: length, 24..26: name, 27..28: count) and its first
-         * backend at 29 (node length, "n1" at 30..31, instance length 32,
-         * address length 49, port 59..60, weight 61..62, state 63).
+         * "api" (23: length, 24..26: name, 27: algorithm, 28..29: count) and
+         * its first backend at 30 (node length, "n1" at 31..32, instance
+         * length 33, address length 50, port 60..61, weight 62..63, state 64).
          */
         static const struct {
                 size_t off;
@@ -693,7 +763,8 @@ static void test_codec(void) {
                 int ret;
         } cases[] = {
                 { 0, 'X', -1, 0, -EBADMSG },                    /* magic */
-                { 4, 2, -1, 0, -EPROTONOSUPPORT },              /* format */
+                { 4, 1, -1, 0, -EPROTONOSUPPORT },              /* format 1: no algorithm byte */
+                { 4, 3, -1, 0, -EPROTONOSUPPORT },              /* format */
                 { 4, 0, -1, 0, -EPROTONOSUPPORT },
                 { 20, 0, -1, 0, -EBADMSG },                     /* version 0 */
                 { 21, 1, -1, 0, -EBADMSG },                     /* 258 services */
@@ -703,22 +774,24 @@ static void test_codec(void) {
                 { 23, 0x40, -1, 0, -EBADMSG },                  /* 64-byte service name */
                 { 24, 'A', -1, 0, -EBADMSG },                   /* upper case */
                 { 24, 'x', -1, 0, -EBADMSG },                   /* "xpi" > "web": unsorted */
-                { 28, 0, -1, 0, -EBADMSG },                     /* api with no backend */
-                { 28, 1, -1, 0, -EBADMSG },                     /* api with 1 backend: the rest misparses */
-                { 27, 4, 28, 1, -EBADMSG },                     /* 1025 backends */
-                { 29, 0, -1, 0, -EBADMSG },                     /* empty node name */
-                { 29, 65, -1, 0, -EBADMSG },                    /* 65-byte node name */
-                { 30, 0, -1, 0, -EBADMSG },                     /* NUL inside the node name */
-                { 30, ' ', -1, 0, -EBADMSG },                   /* space in the node name */
-                { 31, '2', -1, 0, -EBADMSG },                   /* n2, n2: twice */
-                { 31, '3', -1, 0, -EBADMSG },                   /* n3 before n2: unsorted */
-                { 32, 0, -1, 0, -EBADMSG },                     /* empty instance */
-                { 49, 0, -1, 0, -EBADMSG },                     /* empty address */
-                { 50, 0x7f, -1, 0, -EBADMSG },                  /* DEL in the address */
-                { 59, 0, 60, 0, -EBADMSG },                     /* port 0 */
-                { 61, 0x27, 62, 0x11, -EBADMSG },               /* weight 10001 */
-                { 63, 4, -1, 0, -EBADMSG },                     /* state out of range */
-                { 63, 0xff, -1, 0, -EBADMSG },
+                { 27, _BALANCE_ALGORITHM_MAX, -1, 0, -EBADMSG }, /* algorithm out of range */
+                { 27, 0xff, -1, 0, -EBADMSG },
+                { 29, 0, -1, 0, -EBADMSG },                     /* api with no backend */
+                { 29, 1, -1, 0, -EBADMSG },                     /* api with 1 backend: the rest misparses */
+                { 28, 4, 29, 1, -EBADMSG },                     /* 1025 backends */
+                { 30, 0, -1, 0, -EBADMSG },                     /* empty node name */
+                { 30, 65, -1, 0, -EBADMSG },                    /* 65-byte node name */
+                { 31, 0, -1, 0, -EBADMSG },                     /* NUL inside the node name */
+                { 31, ' ', -1, 0, -EBADMSG },                   /* space in the node name */
+                { 32, '2', -1, 0, -EBADMSG },                   /* n2, n2: twice */
+                { 32, '3', -1, 0, -EBADMSG },                   /* n3 before n2: unsorted */
+                { 33, 0, -1, 0, -EBADMSG },                     /* empty instance */
+                { 50, 0, -1, 0, -EBADMSG },                     /* empty address */
+                { 51, 0x7f, -1, 0, -EBADMSG },                  /* DEL in the address */
+                { 60, 0, 61, 0, -EBADMSG },                     /* port 0 */
+                { 62, 0x27, 63, 0x11, -EBADMSG },               /* weight 10001 */
+                { 64, 4, -1, 0, -EBADMSG },                     /* state out of range */
+                { 64, 0xff, -1, 0, -EBADMSG },
         };
         for (size_t k = 0; k < ELEMENTSOF(cases); k++) {
                 uint8_t *m = malloc(len);
@@ -738,15 +811,33 @@ static void test_codec(void) {
                 CU_ASSERT_PTR_NULL(t);
                 free(m);
         }
-        /* The weight limit itself is fine. */
+        /* The weight limit itself is fine, and so is every algorithm (a new digest each). */
         big = malloc(len);
         CU_ASSERT_FATAL(big != NULL);
         memcpy(big, buf, len);
-        big[61] = 0x27;
-        big[62] = 0x10;
+        big[62] = 0x27;
+        big[63] = 0x10;
         CU_ASSERT_EQUAL(table_decode(big, len, &t), 0);
         CU_ASSERT_EQUAL(t->services[0].backends[0].weight, BALANCE_WEIGHT_MAX);
         table_set_free(t);
+        memcpy(big, buf, len);
+        uint64_t digests[_BALANCE_ALGORITHM_MAX];
+        for (int a = 0; a < _BALANCE_ALGORITHM_MAX; a++) {
+                big[27] = (uint8_t) a;
+                CU_ASSERT_EQUAL_FATAL(table_decode(big, len, &t), 0);
+                CU_ASSERT_EQUAL(t->services[0].algorithm, a);
+                digests[a] = t->services[0].digest;
+                for (int k = 0; k < a; k++)
+                        CU_ASSERT_NOT_EQUAL(digests[k], digests[a]);
+                CU_ASSERT_EQUAL(t->services[1].digest, orig->services[1].digest);
+                CU_ASSERT_EQUAL(table_same_content(t, orig), a == BALANCE_WLC);
+                CU_ASSERT_EQUAL(t->digest == orig->digest, a == BALANCE_WLC);
+                CU_ASSERT_EQUAL_FATAL(table_encode(t, &buf2, &len2), 0);
+                CU_ASSERT_EQUAL(len2, len);
+                CU_ASSERT_EQUAL(memcmp(buf2, big, len), 0);
+                free(buf2);
+                table_set_free(t);
+        }
         free(big);
 
         /* Over the frame cap, before reading anything. */
@@ -772,6 +863,11 @@ static void test_codec(void) {
         t->services[1].backends[0].weight = BALANCE_WEIGHT_MAX + 1;
         CU_ASSERT_EQUAL(table_encode(t, &buf2, &len2), -EINVAL);
         t->services[1].backends[0].weight = 1;
+        t->services[1].algorithm = _BALANCE_ALGORITHM_MAX;
+        CU_ASSERT_EQUAL(table_encode(t, &buf2, &len2), -EINVAL);
+        t->services[1].algorithm = (enum balance_algorithm) -1;
+        CU_ASSERT_EQUAL(table_encode(t, &buf2, &len2), -EINVAL);
+        t->services[1].algorithm = BALANCE_WRR;
         snprintf(t->services[1].backends[0].node, TABLE_NODE_MAX, "n9");        /* unsorted */
         CU_ASSERT_EQUAL(table_encode(t, &buf2, &len2), -EINVAL);
         table_set_free(t);

@@ -1,0 +1,3 @@
+#!/bin/sh
+# placeholder: being written
+echo "bench_failover: not written yet"
