@@ -31,6 +31,7 @@
 #include "agentd/balancer.h"
 #include "agentd/gossip.h"
 #include "agentd/leader.h"
+#include "agentd/publisher.h"
 #include "agentd/supervisor.h"
 #include "common/ctlproto.h"
 #include "core/balance.h"
@@ -41,43 +42,20 @@
 #include "io/journal.h"
 #include "io/store.h"
 
-/* The leader announces (term, version, digest) this often, and after every publication. */
-#define ANNOUNCE_INTERVAL_US (1 * USEC_PER_SEC)
 /* An agent re-sends its report this often even without a change (anti-entropy). */
 #define REPORT_REFRESH_US (10 * USEC_PER_SEC)
 /* Retry of a failed report exchange: doubling from MIN up to MAX. */
 #define REPORT_RETRY_MIN_US (100 * USEC_PER_MSEC)
 #define REPORT_RETRY_MAX_US (2 * USEC_PER_SEC)
-/* A new leader waits this long for reports before its first table (unless all arrived). */
-#define SETTLE_US (1 * USEC_PER_SEC)
-/* A placed instance not reported healthy this long after its order is re-placed. */
-#define PENDING_TIMEOUT_US (60 * USEC_PER_SEC)
 /* Drain requests to another node: resent every RESEND, given up after TIMEOUT. */
 #define DRAIN_RESEND_US (300 * USEC_PER_MSEC)
 #define DRAIN_TIMEOUT_US (3 * USEC_PER_SEC)
 #define DRAINS_PENDING_MAX 16
 /* Housekeeping period. */
 #define TICK_US (100 * USEC_PER_MSEC)
-/* Longest event detail we compose. */
-#define DETAIL_MAX 2048
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-/* The leader's view of one node. */
-struct peer {
-        char name[TABLE_NODE_MAX];
-        struct sync_report report;      /* the latest (decoded arrays owned) */
-        bool have_report;
-        bool synthetic;                 /* made from the previous table, not reported in this leadership */
-        bool confirmed;                 /* reported during this leadership: may get assignments */
-        struct sync_assigned *assigned; /* what it must run (valid when confirmed) */
-        size_t n_assigned;
-        bool assign_dirty;              /* the assignment changed since the last push */
-        uint64_t pushed_term, pushed_version;   /* the table it acknowledged holding */
-        bool push_inflight;
-        uint64_t push_cookie;
-        uint64_t push_retry_mono;
-};
 
 struct pending_drain {
         bool used;
@@ -126,18 +104,8 @@ struct balancer {
         struct pending_drain drains[DRAINS_PENDING_MAX];
 
         /* ---- leader ---- */
-        bool leading;                   /* active leader of lead_term */
-        uint64_t lead_term;
-        uint64_t lead_since_mono;
-        bool settled;
-        bool rebuild_due;
-        uint64_t announce_next_mono;
-        uint64_t drain_expiry_real;     /* next drain end to rebuild at */
-        struct table_builder *builder;
-        struct peer **peers;
-        size_t n_peers;
-        char **dead_seen;               /* nodes whose death was told as a failover */
-        size_t n_dead_seen;
+        struct publisher *pub;
+
 };
 
 static void schedule(struct balancer *b);
@@ -299,787 +267,43 @@ static int report_build(struct balancer *b, struct sync_report *ret) {
         return 0;
 }
 
-/* ---- leader: peers ------------------------------------------------------------------------ */
 
-static struct peer *peer_find(struct balancer *b, const char *name) {
-        for (size_t i = 0; i < b->n_peers; i++)
-                if (strcmp(b->peers[i]->name, name) == 0)
-                        return b->peers[i];
-        return NULL;
-}
 
-static struct peer *peer_get(struct balancer *b, const char *name) {
-        struct peer *p = peer_find(b, name), **np;
 
-        if (p)
-                return p;
-        if (b->n_peers >= PLACEMENT_HOSTS_MAX)
-                return NULL;
-        np = realloc(b->peers, (b->n_peers + 1) * sizeof(*np));
-        if (!np)
-                return NULL;
-        b->peers = np;
-        p = calloc(1, sizeof(*p));
-        if (!p)
-                return NULL;
-        snprintf(p->name, sizeof(p->name), "%s", name);
-        b->peers[b->n_peers++] = p;
-        return p;
-}
 
-static void peer_free(struct peer *p) {
-        if (!p)
-                return;
-        report_free(&p->report);
-        free(p->assigned);
-        free(p);
-}
 
-static void peers_clear(struct balancer *b) {
-        for (size_t i = 0; i < b->n_peers; i++)
-                peer_free(b->peers[i]);
-        free(b->peers);
-        b->peers = NULL;
-        b->n_peers = 0;
-}
 
-/*
- * The first report of a node in this leadership sets its assignment: the
- * placed instances it runs (not the ones it is stopping). From then on only
- * the leader's own orders change it.
- */
-static int peer_confirm(struct peer *p) {
-        size_t n = 0;
 
-        free(p->assigned);
-        p->assigned = NULL;
-        p->n_assigned = 0;
-        if (p->report.n_instances) {
-                p->assigned = calloc(p->report.n_instances, sizeof(*p->assigned));
-                if (!p->assigned)
-                        return -ENOMEM;
-        }
-        for (size_t i = 0; i < p->report.n_instances && n < SYNC_ASSIGNED_MAX; i++) {
-                const struct sync_instance *in = &p->report.instances[i];
-
-                if (in->origin != PLACEMENT_PLACED || in->state == PLACEMENT_STOPPING)
-                        continue;
-                snprintf(p->assigned[n].service, sizeof(p->assigned[n].service), "%s", in->inst.service);
-                snprintf(p->assigned[n].unit, sizeof(p->assigned[n].unit), "%s", in->inst.instance);
-                p->assigned[n].port = in->inst.port;
-                p->assigned[n].placed_at_us = in->placed_at_us;
-                n++;
-        }
-        p->n_assigned = n;
-        p->confirmed = true;
-        p->assign_dirty = true;
-        return 0;
-}
-
-/* Stores a report (ownership of its arrays moves to the peer). */
-static void peer_take_report(struct balancer *b, struct sync_report *r) {
-        struct peer *p = peer_get(b, r->node);
-
-        if (!p) {
-                log_error("balancer: no room for the report of %s", r->node);
-                report_free(r);
-                return;
-        }
-        report_free(&p->report);
-        p->report = *r;
-        *r = (struct sync_report) {};
-        p->have_report = true;
-        p->synthetic = false;
-        p->pushed_term = p->report.table_term;
-        p->pushed_version = p->report.table_version;
-        if (b->leading && !p->confirmed && peer_confirm(p) < 0)
-                log_error("balancer: out of memory taking the report of %s", p->name);
-        b->rebuild_due = true;
-        schedule(b);
-}
-
-/*
- * A new leader has no reports yet, but it holds the previous table: every
- * node in it gets a stand-in report made of its backends, so that a node
- * which died meanwhile still shows as down (and its instances are
- * replaced) instead of silently vanishing from the next table.
- */
-static void peers_seed_from_table(struct balancer *b) {
-        if (!b->table)
-                return;
-        for (size_t s = 0; s < b->table->n_services; s++) {
-                const struct table_service *sv = &b->table->services[s];
-
-                for (size_t i = 0; i < sv->n_backends; i++) {
-                        const struct table_backend *bk = &sv->backends[i];
-                        struct peer *p = peer_find(b, bk->node);
-                        struct sync_instance *ni, *in;
-
-                        if (p && p->have_report && !p->synthetic)
-                                continue;
-                        if (!p) {
-                                p = peer_get(b, bk->node);
-                                if (!p)
-                                        return;
-                                snprintf(p->report.node, sizeof(p->report.node), "%s", bk->node);
-                                p->have_report = true;
-                                p->synthetic = true;
-                        }
-                        if (!p->synthetic || p->report.n_instances >= TABLE_REPORT_INSTANCES_MAX)
-                                continue;
-                        ni = realloc(p->report.instances, (p->report.n_instances + 1) * sizeof(*ni));
-                        if (!ni)
-                                return;
-                        p->report.instances = ni;
-                        in = &ni[p->report.n_instances++];
-                        *in = (struct sync_instance) {
-                                .origin = PLACEMENT_STATIC,
-                                .state = bk->state == BALANCE_DOWN ? PLACEMENT_UNHEALTHY : PLACEMENT_HEALTHY,
-                        };
-                        snprintf(in->inst.service, sizeof(in->inst.service), "%s", sv->name);
-                        snprintf(in->inst.instance, sizeof(in->inst.instance), "%s", bk->instance);
-                        snprintf(in->inst.address, sizeof(in->inst.address), "%s", bk->address);
-                        in->inst.port = bk->port;
-                        in->inst.weight = bk->weight;
-                        in->inst.healthy = bk->state != BALANCE_DOWN;
-                        in->inst.breaker = bk->state == BALANCE_EJECTED ? BREAKER_OPEN : BREAKER_CLOSED;
-                        in->inst.algorithm = sv->algorithm;
-                }
-        }
-}
 
 /* ---- leader: pushing ---------------------------------------------------------------------- */
 
-static int update_encode(struct balancer *b, struct peer *p, bool with_table, uint8_t **ret, size_t *ret_len) {
-        const struct table_set *cur = table_builder_current(b->builder);
-        _cleanup_free_ uint8_t *tbuf = NULL;
-        struct sync_update u = {};
-        size_t tlen = 0;
-        int r;
 
-        snprintf(u.leader, sizeof(u.leader), "%s", self_name(b));
-        u.term = b->lead_term;
-        if (with_table && cur) {
-                r = table_encode(cur, &tbuf, &tlen);
-                if (r < 0)
-                        return r;
-                u.table = tbuf;
-                u.table_len = tlen;
-        }
-        if (p && p->confirmed) {
-                u.has_assignment = true;
-                u.assigned = p->assigned;
-                u.n_assigned = p->n_assigned;
-        }
-        return sync_update_encode(&u, ret, ret_len);
-}
 
-static bool peer_needs_table(struct balancer *b, const struct peer *p) {
-        const struct table_set *cur = table_builder_current(b->builder);
-
-        return cur && (p->pushed_term != cur->term || p->pushed_version != cur->version);
-}
-
-static bool member_reachable(struct balancer *b, const char *name) {
-        struct membership_member_info info;
-
-        return membership_member_get(gossip_membership(b->g), name, &info) == 0 &&
-               (info.state == MEMBERSHIP_ALIVE || info.state == MEMBERSHIP_SUSPECT);
-}
 
 static void apply_update(struct balancer *b, const struct sync_update *u);
 
-/* Pushes the table and assignment to every node that lacks them (one exchange each at a time). */
-static void push_all(struct balancer *b) {
-        uint64_t now = util_now_mono_us();
 
-        for (size_t i = 0; i < b->n_peers; i++) {
-                struct peer *p = b->peers[i];
-                _cleanup_free_ uint8_t *body = NULL;
-                size_t len;
-                int r;
-
-                if (!p->have_report || p->synthetic || p->push_inflight || now < p->push_retry_mono)
-                        continue;
-                if (!peer_needs_table(b, p) && !(p->confirmed && p->assign_dirty))
-                        continue;
-                if (is_self(b, p->name)) {
-                        /* Our own UPDATE is applied in place. */
-                        struct sync_update u = {};
-                        _cleanup_free_ uint8_t *tb = NULL;
-                        const struct table_set *cur = table_builder_current(b->builder);
-                        size_t tl = 0;
-
-                        snprintf(u.leader, sizeof(u.leader), "%s", self_name(b));
-                        u.term = b->lead_term;
-                        if (cur && table_encode(cur, &tb, &tl) == 0) {
-                                u.table = tb;
-                                u.table_len = tl;
-                        }
-                        if (p->confirmed) {
-                                u.has_assignment = true;
-                                u.assigned = p->assigned;
-                                u.n_assigned = p->n_assigned;
-                        }
-                        apply_update(b, &u);
-                        p->assign_dirty = false;
-                        if (cur) {
-                                p->pushed_term = cur->term;
-                                p->pushed_version = cur->version;
-                        }
-                        continue;
-                }
-                if (!member_reachable(b, p->name))
-                        continue;
-                r = update_encode(b, p, peer_needs_table(b, p), &body, &len);
-                if (r < 0) {
-                        log_error("balancer: cannot encode the update for %s: %s", p->name, strerror(-r));
-                        continue;
-                }
-                r = gossip_sync_exchange(b->g, p->name, body, len, &p->push_cookie);
-                if (r < 0) {
-                        log_debug("balancer: cannot push to %s: %s", p->name, strerror(-r));
-                        p->push_retry_mono = now + REPORT_RETRY_MIN_US;
-                        continue;
-                }
-                p->push_inflight = true;
-                p->assign_dirty = false;
-        }
-}
-
-static void announce(struct balancer *b) {
-        const struct table_set *cur = table_builder_current(b->builder);
-        const struct membership *m = gossip_membership(b->g);
-        struct sync_announce a = {};
-        uint8_t buf[SYNC_DATAGRAM_MAX];
-        size_t len;
-
-        if (!cur)
-                return;
-        snprintf(a.leader, sizeof(a.leader), "%s", self_name(b));
-        a.term = cur->term;
-        a.version = cur->version;
-        a.digest = cur->digest;
-        if (sync_announce_encode(&a, buf, sizeof(buf), &len) < 0)
-                return;
-        for (size_t i = 0; i < membership_slots(m); i++) {
-                struct membership_member_info info;
-
-                if (membership_member_at(m, i, &info) < 0 || info.self ||
-                    (info.state != MEMBERSHIP_ALIVE && info.state != MEMBERSHIP_SUSPECT))
-                        continue;
-                (void) gossip_send_to(b->g, info.name, buf, len);
-        }
-        b->announce_next_mono = util_now_mono_us() + ANNOUNCE_INTERVAL_US;
-}
 
 /* ---- leader: building and planning -------------------------------------------------------- */
 
-static bool dead_seen(struct balancer *b, const char *node) {
-        for (size_t i = 0; i < b->n_dead_seen; i++)
-                if (strcmp(b->dead_seen[i], node) == 0)
-                        return true;
-        return false;
-}
 
-static void dead_seen_set(struct balancer *b, const char *node, bool dead) {
-        for (size_t i = 0; i < b->n_dead_seen; i++)
-                if (strcmp(b->dead_seen[i], node) == 0) {
-                        if (!dead) {
-                                free(b->dead_seen[i]);
-                                b->dead_seen[i] = b->dead_seen[--b->n_dead_seen];
-                        }
-                        return;
-                }
-        if (dead) {
-                char **n = realloc(b->dead_seen, (b->n_dead_seen + 1) * sizeof(*n));
-                char *d = strdup(node);
 
-                if (!n || !d) {
-                        free(d);
-                        if (n)
-                                b->dead_seen = n;
-                        return;
-                }
-                b->dead_seen = n;
-                b->dead_seen[b->n_dead_seen++] = d;
-        }
-}
 
-static enum placement_host_state host_state(enum membership_state s) {
-        switch (s) {
-        case MEMBERSHIP_ALIVE:
-                return PLACEMENT_HOST_UP;
-        case MEMBERSHIP_SUSPECT:
-                return PLACEMENT_HOST_SUSPECT;
-        default:
-                return PLACEMENT_HOST_DOWN;
-        }
-}
 
-/* Everything one build needs, gathered from membership and the peers. */
-struct build_ctx {
-        struct table_member *members;
-        size_t n_members;
-        struct table_report *reports;
-        size_t n_reports;
-        struct table_drain *drains;
-        size_t n_drains;
-};
 
-static void build_ctx_done(struct build_ctx *c) {
-        for (size_t i = 0; i < c->n_reports; i++)
-                free(c->reports[i].instances);
-        free(c->members);
-        free(c->reports);
-        free(c->drains);
-}
 
-static int build_ctx_fill(struct balancer *b, struct build_ctx *c) {
-        const struct membership *m = gossip_membership(b->g);
-        size_t slots = membership_slots(m);
-        int r;
 
-        c->members = calloc(slots ? slots : 1, sizeof(*c->members));
-        c->reports = calloc(b->n_peers ? b->n_peers : 1, sizeof(*c->reports));
-        c->drains = calloc(b->n_peers ? b->n_peers : 1, sizeof(*c->drains));
-        if (!c->members || !c->reports || !c->drains)
-                return -ENOMEM;
-        for (size_t i = 0; i < slots; i++) {
-                struct membership_member_info info;
 
-                if (membership_member_at(m, i, &info) < 0)
-                        continue;
-                c->members[c->n_members++] = (struct table_member) { .name = info.name, .state = info.state };
-        }
-        for (size_t i = 0; i < b->n_peers; i++) {
-                struct peer *p = b->peers[i];
 
-                if (!p->have_report)
-                        continue;
-                r = sync_report_to_table(&p->report, &c->reports[c->n_reports]);
-                if (r < 0)
-                        return r;
-                c->n_reports++;
-                if (p->report.drain_until_us != SYNC_DRAIN_NONE)
-                        c->drains[c->n_drains++] = (struct table_drain) {
-                                .node = p->name, .until_us = p->report.drain_until_us };
-        }
-        return 0;
-}
 
-/* Tells the story of each newly dead node: its backends now down, and what replaces them. */
-static void emit_failovers(struct balancer *b, const struct table_change *changes, size_t n_changes,
-                           const struct placement_plan *plan) {
-        const struct membership *m = gossip_membership(b->g);
 
-        for (size_t i = 0; i < b->n_peers; i++) {
-                struct peer *p = b->peers[i];
-                struct membership_member_info info;
-                char detail[DETAIL_MAX], down[DETAIL_MAX / 2], since[UTIL_TS_MAX];
-                size_t len, n_down, n_repl;
-                bool dead;
 
-                dead = membership_member_get(m, p->name, &info) < 0 || info.state == MEMBERSHIP_DEAD ||
-                       info.state == MEMBERSHIP_LEFT;
-                if (!dead) {
-                        dead_seen_set(b, p->name, false);
-                        continue;
-                }
-                if (dead_seen(b, p->name))
-                        continue;
-                dead_seen_set(b, p->name, true);
-                n_down = table_format_down(changes, n_changes, p->name, down, sizeof(down));
-                n_repl = 0;
-                for (size_t k = 0; plan && k < plan->n_orders; k++)
-                        n_repl += plan->orders[k].kind == PLACEMENT_ORDER_START &&
-                                  strcmp(plan->orders[k].replaces_node, p->name) == 0;
-                /* A node that served nothing (a witness, say) fails nothing over. */
-                if (n_down == 0 && n_repl == 0)
-                        continue;
-                if (membership_member_get(m, p->name, &info) < 0)
-                        len = (size_t) snprintf(detail, sizeof(detail), "%s is unknown to membership", p->name);
-                else
-                        len = (size_t) snprintf(detail, sizeof(detail),
-                                                "%s is %s since %s (incarnation %" PRIu64 "%s)", p->name,
-                                                membership_state_to_string(info.state),
-                                                util_format_ts(util_now_real_us() -
-                                                               (util_now_mono_us() - MIN(util_now_mono_us(), info.state_changed_us)),
-                                                               since),
-                                                info.incarnation,
-                                                info.state == MEMBERSHIP_DEAD ?
-                                                ", declared dead when its suspicion ran out unrefuted" : ", left");
-                len += (size_t) snprintf(detail + MIN(len, sizeof(detail)), sizeof(detail) - MIN(len, sizeof(detail)),
-                                         "; down: %s", n_down ? down : "no backends");
-                for (size_t k = 0; plan && k < plan->n_orders; k++) {
-                        const struct placement_order *o = &plan->orders[k];
 
-                        if (o->kind != PLACEMENT_ORDER_START || strcmp(o->replaces_node, p->name) != 0)
-                                continue;
-                        len += (size_t) snprintf(detail + MIN(len, sizeof(detail)),
-                                                 sizeof(detail) - MIN(len, sizeof(detail)),
-                                                 "; replacing %s with %s on %s", o->replaces_unit, o->unit, o->node);
-                }
-                agent_emit_event(b->agent, &(struct event) {
-                        .kind = EVENT_FAILOVER,
-                        .subject = p->name,
-                        .detail = detail,
-                        .term = b->lead_term,
-                });
-        }
-}
 
-static ssize_t assigned_index(const struct peer *p, const char *unit) {
-        for (size_t i = 0; i < p->n_assigned; i++)
-                if (strcmp(p->assigned[i].unit, unit) == 0)
-                        return (ssize_t) i;
-        return -1;
-}
 
-static struct sync_assigned *assigned_find(struct peer *p, const char *unit) {
-        ssize_t i = assigned_index(p, unit);
 
-        return i < 0 ? NULL : &p->assigned[i];
-}
 
-static const struct sync_instance *reported_find(const struct peer *p, const char *service, const char *unit) {
-        for (size_t i = 0; i < p->report.n_instances; i++)
-                if (strcmp(p->report.instances[i].inst.instance, unit) == 0 &&
-                    strcmp(p->report.instances[i].inst.service, service) == 0)
-                        return &p->report.instances[i];
-        return NULL;
-}
 
-/* Backing storage for one placement input (the input's pointers point here). */
-struct plan_ctx {
-        struct placement_service *services;
-        size_t n_services;
-        struct placement_host *hosts;
-        size_t n_hosts;
-        const char **host_services;     /* every host's service names, concatenated */
-        struct placement_instance *instances;
-        size_t n_instances;
-};
-
-static void plan_ctx_done(struct plan_ctx *c) {
-        free(c->services);
-        free(c->hosts);
-        free(c->host_services);
-        free(c->instances);
-}
-
-/*
- * The services to plan are those some confirmed host may run with a
- * template; their replica count and template come from the first such host
- * by name (hosts should agree; the first wins so every leader decides alike).
- */
-static int plan_ctx_fill(struct balancer *b, struct plan_ctx *c) {
-        const struct membership *m = gossip_membership(b->g);
-        size_t total_specs = 0, total_inst = 0, k = 0;
-
-        for (size_t i = 0; i < b->n_peers; i++) {
-                total_specs += b->peers[i]->report.n_services;
-                total_inst += b->peers[i]->report.n_instances + b->peers[i]->n_assigned;
-        }
-        c->services = calloc(total_specs ? total_specs : 1, sizeof(*c->services));
-        c->hosts = calloc(b->n_peers ? b->n_peers : 1, sizeof(*c->hosts));
-        c->host_services = calloc(total_specs ? total_specs : 1, sizeof(*c->host_services));
-        c->instances = calloc(total_inst ? total_inst : 1, sizeof(*c->instances));
-        if (!c->services || !c->hosts || !c->host_services || !c->instances)
-                return -ENOMEM;
-
-        for (size_t i = 0; i < b->n_peers; i++) {
-                const struct peer *p = b->peers[i];
-                struct membership_member_info info;
-                struct placement_host *h = &c->hosts[c->n_hosts];
-
-                if (!p->have_report)
-                        continue;
-                h->name = p->name;
-                h->state = membership_member_get(m, p->name, &info) < 0 ? PLACEMENT_HOST_DOWN : host_state(info.state);
-                /* A host we have no real report from in this leadership gets nothing new. */
-                if (!p->confirmed && h->state == PLACEMENT_HOST_UP)
-                        h->state = PLACEMENT_HOST_SUSPECT;
-                h->draining = p->report.drain_until_us != SYNC_DRAIN_NONE &&
-                              (p->report.drain_until_us == TABLE_DRAIN_FOREVER ||
-                               p->report.drain_until_us > util_now_real_us());
-                h->witness = p->report.witness;
-                h->services = &c->host_services[k];
-                for (size_t s = 0; s < p->report.n_services; s++) {
-                        const struct sync_service_spec *sp = &p->report.services[s];
-                        bool known = false;
-
-                        if (!sp->template_unit[0] || sp->replicas == 0)
-                                continue;
-                        c->host_services[k++] = sp->name;
-                        h->n_services++;
-                        for (size_t j = 0; j < c->n_services && !known; j++)
-                                known = strcmp(c->services[j].name, sp->name) == 0;
-                        if (known)
-                                continue;
-                        c->services[c->n_services++] = (struct placement_service) {
-                                .name = sp->name,
-                                .template_unit = sp->template_unit,
-                                .replicas = sp->replicas,
-                                .port_min = sp->port_min,
-                                .port_max = sp->port_max,
-                        };
-                }
-                c->n_hosts++;
-
-                /* Reported instances; placed ones the leader no longer assigns are being stopped. */
-                for (size_t j = 0; j < p->report.n_instances; j++) {
-                        const struct sync_instance *in = &p->report.instances[j];
-                        enum placement_instance_state st = in->state;
-
-                        if (in->origin == PLACEMENT_PLACED && p->confirmed && assigned_index(p, in->inst.instance) < 0)
-                                st = PLACEMENT_STOPPING;
-                        c->instances[c->n_instances++] = (struct placement_instance) {
-                                .service = in->inst.service,
-                                .node = p->name,
-                                .unit = in->inst.instance,
-                                .port = in->inst.port,
-                                .origin = in->origin,
-                                .state = st,
-                                .placed_at_us = in->placed_at_us,
-                        };
-                }
-                /* Assigned but not reported yet: pending since the order. */
-                for (size_t j = 0; p->confirmed && j < p->n_assigned; j++) {
-                        const struct sync_assigned *a = &p->assigned[j];
-
-                        if (reported_find(p, a->service, a->unit))
-                                continue;
-                        c->instances[c->n_instances++] = (struct placement_instance) {
-                                .service = a->service,
-                                .node = p->name,
-                                .unit = a->unit,
-                                .port = a->port,
-                                .origin = PLACEMENT_PLACED,
-                                .state = PLACEMENT_PENDING,
-                                .placed_at_us = a->placed_at_us,
-                        };
-                }
-        }
-        return 0;
-}
-
-static void emit_order(struct balancer *b, const struct placement_order *o) {
-        char detail[DETAIL_MAX];
-
-        snprintf(detail, sizeof(detail), "%s %s on %s: %s", o->kind == PLACEMENT_ORDER_START ? "start" : "stop",
-                 o->unit, o->node, o->cause);
-        agent_emit_event(b->agent, &(struct event) {
-                .kind = o->kind == PLACEMENT_ORDER_START ? EVENT_INSTANCE_PLACED : EVENT_INSTANCE_STOPPED,
-                .subject = o->unit,
-                .detail = detail,
-                .service = o->service,
-                .unit = o->unit,
-                .term = o->term,
-        });
-}
-
-/* Carries out the plan on the peers' assignments; they are pushed next. */
-static void apply_plan(struct balancer *b, const struct placement_plan *plan) {
-        for (size_t i = 0; i < plan->n_orders; i++) {
-                const struct placement_order *o = &plan->orders[i];
-                struct peer *p = peer_find(b, o->node);
-
-                if (!p || !p->confirmed)
-                        continue;
-                if (o->kind == PLACEMENT_ORDER_START) {
-                        struct sync_assigned *na;
-
-                        if (assigned_find(p, o->unit) || p->n_assigned >= SYNC_ASSIGNED_MAX)
-                                continue;
-                        na = realloc(p->assigned, (p->n_assigned + 1) * sizeof(*na));
-                        if (!na)
-                                continue;
-                        p->assigned = na;
-                        na = &p->assigned[p->n_assigned++];
-                        *na = (struct sync_assigned) { .port = o->port, .placed_at_us = util_now_real_us() };
-                        /* Placement's names are as long as or longer than ours; valid ones fit. */
-                        snprintf(na->service, sizeof(na->service), "%.*s", (int) sizeof(na->service) - 1, o->service);
-                        snprintf(na->unit, sizeof(na->unit), "%.*s", (int) sizeof(na->unit) - 1, o->unit);
-                } else {
-                        struct sync_assigned *a = assigned_find(p, o->unit);
-
-                        if (!a)
-                                continue;
-                        *a = p->assigned[--p->n_assigned];
-                }
-                p->assign_dirty = true;
-                emit_order(b, o);
-        }
-        for (size_t i = 0; i < plan->n_notes; i++)
-                log_warning("balancer: %s: %s", plan->notes[i].service, plan->notes[i].text);
-}
-
-/*
- * A node membership has forgotten (left and reaped, or never known) has
- * nothing more to say: its backends leave the table instead of staying
- * down forever, and its slot is freed.
- */
-static void peers_forget_unknown(struct balancer *b) {
-        struct membership_member_info info;
-
-        for (size_t i = 0; i < b->n_peers;) {
-                struct peer *p = b->peers[i];
-
-                if (is_self(b, p->name) || membership_member_get(gossip_membership(b->g), p->name, &info) == 0) {
-                        i++;
-                        continue;
-                }
-                log_info("balancer: forgetting %s, which membership no longer knows", p->name);
-                peer_free(p);
-                b->peers[i] = b->peers[--b->n_peers];
-        }
-}
-
-static void rebuild(struct balancer *b) {
-        _cleanup_(table_set_freep) struct table_set *old = NULL;
-        struct build_ctx bc = {};
-        struct plan_ctx pc = {};
-        struct placement_plan plan = {};
-        struct table_change *changes = NULL;
-        size_t n_changes = 0;
-        bool changed = false, planned = false;
-        char error[256];
-        int r;
-
-        b->rebuild_due = false;
-        peers_forget_unknown(b);
-        if (table_builder_current(b->builder) && table_set_dup(table_builder_current(b->builder), &old) < 0)
-                return;
-        r = build_ctx_fill(b, &bc);
-        if (r < 0)
-                goto out;
-
-        /* Placement first, so that the failover event can name the replacements. */
-        r = plan_ctx_fill(b, &pc);
-        if (r == 0 && pc.n_services > 0) {
-                struct placement_input in = {
-                        .term = b->lead_term,
-                        .now_us = util_now_real_us(),
-                        .pending_timeout_us = PENDING_TIMEOUT_US,
-                        .services = pc.services,
-                        .n_services = pc.n_services,
-                        .hosts = pc.hosts,
-                        .n_hosts = pc.n_hosts,
-                        .instances = pc.instances,
-                        .n_instances = pc.n_instances,
-                };
-
-                r = placement_plan(&in, &plan, error, sizeof(error));
-                if (r < 0)
-                        log_error("balancer: placement refused its input: %s (%s)", strerror(-r),
-                                  r == -EINVAL ? error : "limits");
-                else
-                        planned = true;
-        }
-
-        {
-                struct table_input in = {
-                        .now = util_now_real_us(),
-                        .members = bc.members,
-                        .n_members = bc.n_members,
-                        .reports = bc.reports,
-                        .n_reports = bc.n_reports,
-                        .drains = bc.drains,
-                        .n_drains = bc.n_drains,
-                };
-
-                r = table_builder_build(b->builder, b->lead_term, &in, &changed);
-                if (r < 0) {
-                        log_error("balancer: cannot build the table: %s", strerror(-r));
-                        goto out;
-                }
-                b->drain_expiry_real = table_drains_next_expiry(bc.drains, bc.n_drains, in.now);
-        }
-        if (changed) {
-                const struct table_set *cur = table_builder_current(b->builder);
-                char subject[64], detail[DETAIL_MAX], down[DETAIL_MAX / 2];
-                size_t n_down;
-
-                if (table_diff(old, cur, &changes, &n_changes) < 0)
-                        n_changes = 0;
-                n_down = table_format_down(changes, n_changes, NULL, down, sizeof(down));
-                snprintf(subject, sizeof(subject), "%" PRIu64 ".%" PRIu64, cur->term, cur->version);
-                snprintf(detail, sizeof(detail), "table %s: %zu services, %zu backend changes%s%s", subject,
-                         cur->n_services, n_changes, n_down ? "; out of service: " : "", n_down ? down : "");
-                agent_emit_event(b->agent, &(struct event) {
-                        .kind = EVENT_TABLE_PUBLISHED,
-                        .subject = subject,
-                        .detail = detail,
-                        .term = cur->term,
-                });
-        }
-        emit_failovers(b, changes, n_changes, planned ? &plan : NULL);
-        if (planned)
-                apply_plan(b, &plan);
-        push_all(b);
-        if (changed)
-                announce(b);
-out:
-        free(changes);
-        placement_plan_free(&plan);
-        plan_ctx_done(&pc);
-        build_ctx_done(&bc);
-}
-
-/* Starts or stops leading, as the election says. */
-static void leadership_check(struct balancer *b) {
-        bool lead = leader_active(b->l) && is_self(b, leader_current(b->l));
-        uint64_t term = leader_term(b->l);
-
-        if (lead && (!b->leading || b->lead_term != term)) {
-                log_info("balancer: leading in term %" PRIu64 ": building tables once reports arrive", term);
-                b->leading = true;
-                b->lead_term = term;
-                b->lead_since_mono = util_now_mono_us();
-                b->settled = false;
-                table_builder_free(b->builder);
-                b->builder = NULL;
-                if (table_builder_new(&b->builder) < 0) {
-                        log_error("balancer: out of memory");
-                        b->leading = false;
-                        return;
-                }
-                for (size_t i = 0; i < b->n_peers; i++) {
-                        b->peers[i]->confirmed = false;
-                        b->peers[i]->pushed_term = b->peers[i]->pushed_version = 0;
-                }
-                peers_seed_from_table(b);
-                report_soon(b, true);
-        } else if (!lead && b->leading) {
-                log_info("balancer: no longer leading term %" PRIu64, b->lead_term);
-                b->leading = false;
-                table_builder_free(b->builder);
-                b->builder = NULL;
-                peers_clear(b);
-        }
-}
-
-/* Settled: every reachable member has reported in this leadership, or SETTLE_US passed. */
-static bool settle_check(struct balancer *b) {
-        const struct membership *m = gossip_membership(b->g);
-
-        if (b->settled)
-                return true;
-        if (util_now_mono_us() - b->lead_since_mono < SETTLE_US)
-                for (size_t i = 0; i < membership_slots(m); i++) {
-                        struct membership_member_info info;
-                        struct peer *p;
-
-                        if (membership_member_at(m, i, &info) < 0 || info.state != MEMBERSHIP_ALIVE)
-                                continue;
-                        p = peer_find(b, info.name);
-                        if (!p || !p->confirmed)
-                                return false;
-                }
-        b->settled = true;
-        return true;
-}
 
 /* ---- follower: applying updates --------------------------------------------------------- */
 
@@ -1161,8 +385,7 @@ static void send_report(struct balancer *b) {
                 snprintf(b->reported_to, sizeof(b->reported_to), "%s", leader);
                 b->reported_term = leader_term(b->l);
                 b->report_next_mono = util_now_mono_us() + REPORT_REFRESH_US;
-                if (b->leading)
-                        peer_take_report(b, &r);
+                (void) publisher_take_report(b->pub, &r);
                 report_free(&r);
                 return;
         }
@@ -1186,6 +409,26 @@ static void send_report(struct balancer *b) {
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+/* Starts or stops publishing, as the election says: only the active leader publishes. */
+static void leadership_check(struct balancer *b) {
+        bool lead = leader_active(b->l) && is_self(b, leader_current(b->l));
+        uint64_t term = leader_term(b->l);
+        int r;
+
+        if (lead && publisher_term(b->pub) != term) {
+                log_info("balancer: leading in term %" PRIu64 ": building tables once reports arrive", term);
+                r = publisher_start(b->pub, term, b->table);
+                if (r < 0) {
+                        log_error("balancer: cannot start publishing: %s", strerror(-r));
+                        return;
+                }
+                report_soon(b, true);
+        } else if (!lead && publisher_leading(b->pub)) {
+                log_info("balancer: no longer leading term %" PRIu64, publisher_term(b->pub));
+                publisher_stop(b->pub);
+        }
+}
+
 static void step(struct balancer *b) {
         uint64_t now = util_now_mono_us();
         const char *leader;
@@ -1200,16 +443,15 @@ static void step(struct balancer *b) {
         if (b->report_due && !b->report_inflight && now >= b->report_next_mono)
                 send_report(b);
 
-        if (b->leading) {
-                if (b->drain_expiry_real != UINT64_MAX && util_now_real_us() >= b->drain_expiry_real)
-                        b->rebuild_due = true;
-                if (settle_check(b) && (b->rebuild_due || !table_builder_current(b->builder)))
-                        rebuild(b);
-                else if (b->settled)
-                        push_all(b);
-                if (table_builder_current(b->builder) && now >= b->announce_next_mono)
-                        announce(b);
-        }
+        publisher_step(b->pub);
+}
+
+static void on_apply_self(const struct sync_update *u, void *userdata) {
+        apply_update(userdata, u);
+}
+
+static void on_schedule(void *userdata) {
+        schedule(userdata);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -1247,7 +489,7 @@ static void on_leader_change(void *userdata) {
 static void on_members_change(void *userdata) {
         struct balancer *b = userdata;
 
-        b->rebuild_due = true;
+        publisher_members_changed(b->pub);
         schedule(b);
 }
 
@@ -1316,8 +558,6 @@ static int on_request(const uint8_t *body, size_t len, uint8_t **ret_reply, size
         case SYNC_TYPE_REPORT: {
                 _cleanup_free_ struct sync_report *rep = calloc(1, sizeof(*rep));
                 char name[TABLE_NODE_MAX];
-                struct peer *p;
-                bool with_table;
 
                 if (!rep)
                         return -ENOMEM;
@@ -1328,33 +568,15 @@ static int on_request(const uint8_t *body, size_t len, uint8_t **ret_reply, size
                 }
                 /* Only the active leader takes reports; the reporter retries where the election points. */
                 leadership_check(b);
-                if (!b->leading) {
-                        report_free(rep);
-                        return -EAGAIN;
-                }
-                /* Only members get a slot: what we hold per node is bounded by the member list. */
-                if (!member_reachable(b, rep->node)) {
-                        log_debug("balancer: report from %s, which is not an alive member: ignored", rep->node);
-                        report_free(rep);
-                        return -EPERM;
-                }
                 snprintf(name, sizeof(name), "%s", rep->node);
-                peer_take_report(b, rep);
-                p = peer_find(b, name);
-                if (!p)
-                        return -ENOMEM;
-                with_table = peer_needs_table(b, p);
-                r = update_encode(b, p, with_table, ret_reply, ret_len);
-                if (r == 0) {
-                        const struct table_set *cur = table_builder_current(b->builder);
-
-                        p->assign_dirty = false;
-                        if (with_table && cur) {
-                                p->pushed_term = cur->term;
-                                p->pushed_version = cur->version;
-                        }
+                r = publisher_take_report(b->pub, rep);
+                if (r < 0) {
+                        if (r == -EPERM)
+                                log_debug("balancer: report from %s, which is not an alive member: ignored", name);
+                        report_free(rep);
+                        return r;
                 }
-                return r;
+                return publisher_reply(b->pub, name, ret_reply, ret_len);
         }
         case SYNC_TYPE_UPDATE: {
                 _cleanup_free_ struct sync_update *u = calloc(1, sizeof(*u));
@@ -1405,26 +627,7 @@ static void on_reply(uint64_t cookie, int result, const uint8_t *body, size_t le
                 schedule(b);
                 return;
         }
-        for (size_t i = 0; i < b->n_peers; i++) {
-                struct peer *p = b->peers[i];
-                _cleanup_free_ struct sync_report *rep = NULL;
-
-                if (!p->push_inflight || p->push_cookie != cookie)
-                        continue;
-                p->push_inflight = false;
-                rep = calloc(1, sizeof(*rep));
-                if (result == 0 && rep && sync_report_decode(body, len, rep) == 0 && strcmp(rep->node, p->name) == 0) {
-                        peer_take_report(b, rep);
-                } else {
-                        if (rep)
-                                report_free(rep);
-                        log_debug("balancer: push to %s failed: %s", p->name, strerror(result < 0 ? -result : EBADMSG));
-                        p->assign_dirty = true;
-                        p->push_retry_mono = util_now_mono_us() + REPORT_RETRY_MIN_US * 2;
-                }
-                schedule(b);
-                return;
-        }
+        (void) publisher_exchange_done(b->pub, cookie, result, body, len);
 }
 
 /* ---- drains ------------------------------------------------------------------------------------ */
@@ -1589,8 +792,8 @@ static bool table_current(struct balancer *b) {
 
         if (!b->table || !leader)
                 return false;
-        if (b->leading) {
-                const struct table_set *cur = table_builder_current(b->builder);
+        if (publisher_leading(b->pub)) {
+                const struct table_set *cur = publisher_current(b->pub);
 
                 return cur && cur->term == b->table->term && cur->version == b->table->version;
         }
@@ -1784,10 +987,16 @@ int balancer_new(struct agent *a, struct gossip *g, struct leader *l, struct sup
         b->sup = sup;
         b->loop = agent_loop(a);
         b->report_backoff_us = REPORT_RETRY_MIN_US;
-        b->drain_expiry_real = UINT64_MAX;
         if (getrandom(&b->rng, sizeof(b->rng), 0) != sizeof(b->rng))
                 b->rng = util_now_mono_us();
 
+        r = publisher_new(a, g, &(struct publisher_callbacks) {
+                .apply_self = on_apply_self, .schedule = on_schedule, .userdata = b }, &b->pub);
+        if (r < 0) {
+                log_error("balancer: out of memory");
+                free(b);
+                return r;
+        }
         r = load_table(b, &t);
         if (r == 0) {
                 b->table = t;
@@ -1837,11 +1046,7 @@ void balancer_free(struct balancer *b) {
                 if (b->drains[i].used)
                         (void) ctl_reply(agent_ctl(b->agent), b->drains[i].request_id,
                                          ctlproto_error(CTL_ERR_FAILED, "the agent is stopping"));
-        peers_clear(b);
-        for (size_t i = 0; i < b->n_dead_seen; i++)
-                free(b->dead_seen[i]);
-        free(b->dead_seen);
-        table_builder_free(b->builder);
+        publisher_free(b->pub);
         pickers_free(b);
         table_set_free(b->table);
         free(b);
