@@ -96,10 +96,11 @@ struct balancer {
         bool report_inflight;
         uint64_t report_cookie;
         char reported_to[TABLE_NODE_MAX];
-        uint64_t reported_term;
         uint64_t report_next_mono;      /* refresh or retry */
         uint64_t report_backoff_us;
         bool report_failing;            /* the last exchange failed: wait for report_next_mono */
+        char seen_leader[TABLE_NODE_MAX];       /* the leader and term step() last saw */
+        uint64_t seen_term;
 
         struct pending_drain drains[DRAINS_PENDING_MAX];
 
@@ -383,7 +384,6 @@ static void send_report(struct balancer *b) {
         if (is_self(b, leader)) {
                 b->report_due = false;
                 snprintf(b->reported_to, sizeof(b->reported_to), "%s", leader);
-                b->reported_term = leader_term(b->l);
                 b->report_next_mono = util_now_mono_us() + REPORT_REFRESH_US;
                 (void) publisher_take_report(b->pub, &r);
                 report_free(&r);
@@ -404,7 +404,6 @@ static void send_report(struct balancer *b) {
         b->report_due = false;
         b->report_inflight = true;
         snprintf(b->reported_to, sizeof(b->reported_to), "%s", leader);
-        b->reported_term = leader_term(b->l);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------- */
@@ -435,15 +434,19 @@ static void step(struct balancer *b) {
 
         leadership_check(b);
         leader = leader_current(b->l);
-        if (leader && !b->report_failing &&
-            (strcmp(leader, b->reported_to) != 0 || leader_term(b->l) != b->reported_term))
-                report_soon(b, true);
+        /* A new leader or term: it needs our report now, whatever the backoff said. */
+        if (strcmp(leader ? leader : "", b->seen_leader) != 0 || leader_term(b->l) != b->seen_term) {
+                snprintf(b->seen_leader, sizeof(b->seen_leader), "%s", leader ? leader : "");
+                b->seen_term = leader_term(b->l);
+                if (leader)
+                        report_soon(b, true);
+        }
         if (now >= b->report_next_mono)
                 b->report_due = true;
         if (b->report_due && !b->report_inflight && now >= b->report_next_mono)
                 send_report(b);
 
-        publisher_step(b->pub);
+        publisher_step(b->pub, leader_quorum_round(b->l));
 }
 
 static void on_apply_self(const struct sync_update *u, void *userdata) {
@@ -480,10 +483,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
         step(b);
 }
 
+/* Leader, term, activity or lease changed: step() sorts out what that means. */
 static void on_leader_change(void *userdata) {
-        struct balancer *b = userdata;
-
-        report_soon(b, true);
+        schedule(userdata);
 }
 
 static void on_members_change(void *userdata) {

@@ -37,6 +37,7 @@ struct leader {
         char seen_leader[ELECTION_NAME_MAX];
         uint64_t seen_term;
         bool seen_active;
+        uint64_t seen_round;
 
         /* The member list last given to the core (sorted by name), to pass only real changes. */
         struct election_member *members;
@@ -102,14 +103,16 @@ static void send_msg(struct leader *l, const struct election_output *o) {
         (void) gossip_send_to(l->gossip, o->to, body, len);
 }
 
-/* Tells the balancer when leader, term or our activity changed since it last heard. */
+/* Tells the balancer when leader, term, our activity or our lease changed since it last heard. */
 static void notify(struct leader *l) {
         const char *name = election_leader(l->e);
         bool active = election_is_active(l->e, util_now_mono_us());
 
+        /* A renewed lease counts too: the balancer may be waiting for a quorum round. */
         if (strcmp(name ? name : "", l->seen_leader) == 0 && election_term(l->e) == l->seen_term &&
-            active == l->seen_active)
+            active == l->seen_active && election_quorum_round(l->e) == l->seen_round)
                 return;
+        l->seen_round = election_quorum_round(l->e);
         snprintf(l->seen_leader, sizeof(l->seen_leader), "%s", name ? name : "");
         l->seen_term = election_term(l->e);
         l->seen_active = active;
@@ -430,6 +433,10 @@ const char *leader_current(struct leader *l) {
 
 uint64_t leader_term(struct leader *l) {
         return election_term(l->e);
+}
+
+uint64_t leader_quorum_round(struct leader *l) {
+        return election_quorum_round(l->e);
 }
 
 bool leader_active(struct leader *l) {

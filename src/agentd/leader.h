@@ -32,11 +32,14 @@ json_t *leader_verb(struct leader *l, json_t *args);
  * For the balancer: the leader of the current term (NULL: none known), the
  * term, whether we lead with a running lease (only then may we issue
  * tables and orders), and fencing (an output of `term` may be acted on).
- * The change handler runs after any change of leader, term or activity.
+ * The change handler runs after any change of leader, term, activity or
+ * quorum round (so, while we lead, about once per heartbeat).
  */
 const char *leader_current(struct leader *l);
 uint64_t leader_term(struct leader *l);
 bool leader_active(struct leader *l);
+/* election_quorum_round(): decisions on inputs older than this have a quorum behind them. */
+uint64_t leader_quorum_round(struct leader *l);
 bool leader_accepts(struct leader *l, uint64_t term);
 void leader_set_change_handler(struct leader *l, void (*fn)(void *userdata), void *userdata);
 

@@ -64,6 +64,7 @@ struct publisher {
         uint64_t lead_since_mono;
         bool settled;
         bool rebuild_due;
+        uint64_t input_mono;            /* when the newest input arrived */
         uint64_t announce_next_mono;
         uint64_t drain_expiry_real;     /* next drain end to rebuild at */
         struct table_builder *builder;
@@ -171,6 +172,7 @@ static void take_report(struct publisher *pb, struct sync_report *r) {
         if (!p->confirmed && peer_confirm(p) < 0)
                 log_error("balancer: out of memory taking the report of %s", p->name);
         pb->rebuild_due = true;
+        pb->input_mono = util_now_mono_us();
         pb->cb.schedule(pb->cb.userdata);
 }
 
@@ -208,8 +210,16 @@ static void peers_seed_from_table(struct publisher *pb, const struct table_set *
                                 return;
                         p->report.instances = ni;
                         in = &ni[p->report.n_instances++];
+                        /*
+                         * The table does not say whether a backend was placed. Taking
+                         * it as placed, and the oldest of all, is the safe guess: a
+                         * surplus is then resolved against it (and the order to stop
+                         * it waits for its node's real report), never against a
+                         * replacement this leader placed.
+                         */
                         *in = (struct sync_instance) {
-                                .origin = PLACEMENT_STATIC,
+                                .origin = PLACEMENT_PLACED,
+                                .placed_at_us = 0,
                                 .state = bk->state == BALANCE_DOWN ? PLACEMENT_UNHEALTHY : PLACEMENT_HEALTHY,
                         };
                         snprintf(in->inst.service, sizeof(in->inst.service), "%s", sv->name);
@@ -649,6 +659,24 @@ static void emit_order(struct publisher *pb, const struct placement_order *o) {
         });
 }
 
+/*
+ * The instance a start replaces is no longer the lost node's to run: when
+ * that node comes back, what it still runs is surplus to the assignment and
+ * gets stopped, instead of being pushed to it again (and restarted there).
+ */
+static void forget_replaced(struct publisher *pb, const struct placement_order *o) {
+        struct peer *lost;
+        struct sync_assigned *a;
+
+        if (!o->replaces_node[0] || !(lost = peer_find(pb, o->replaces_node)) || !lost->confirmed)
+                return;
+        a = assigned_find(lost, o->replaces_unit);
+        if (!a)
+                return;
+        *a = lost->assigned[--lost->n_assigned];
+        lost->assign_dirty = true;
+}
+
 /* Carries out the plan on the peers' assignments; they are pushed next. */
 static void apply_plan(struct publisher *pb, const struct placement_plan *plan) {
         for (size_t i = 0; i < plan->n_orders; i++) {
@@ -671,6 +699,7 @@ static void apply_plan(struct publisher *pb, const struct placement_plan *plan) 
                         /* Placement's names are as long as or longer than ours; valid ones fit. */
                         snprintf(na->service, sizeof(na->service), "%.*s", (int) sizeof(na->service) - 1, o->service);
                         snprintf(na->unit, sizeof(na->unit), "%.*s", (int) sizeof(na->unit) - 1, o->unit);
+                        forget_replaced(pb, o);
                 } else {
                         struct sync_assigned *a = assigned_find(p, o->unit);
 
@@ -860,6 +889,7 @@ int publisher_start(struct publisher *pb, uint64_t term, const struct table_set 
         pb->lead_since_mono = util_now_mono_us();
         pb->settled = false;
         pb->rebuild_due = true;
+        pb->input_mono = pb->lead_since_mono;
         pb->drain_expiry_real = UINT64_MAX;
         for (size_t i = 0; i < pb->n_peers; i++) {
                 pb->peers[i]->confirmed = false;
@@ -944,16 +974,18 @@ bool publisher_exchange_done(struct publisher *pb, uint64_t cookie, int result, 
 
 void publisher_members_changed(struct publisher *pb) {
         pb->rebuild_due = true;
+        pb->input_mono = util_now_mono_us();
 }
 
-void publisher_step(struct publisher *pb) {
+void publisher_step(struct publisher *pb, uint64_t quorum_round) {
         uint64_t now = util_now_mono_us();
 
         if (!pb->leading)
                 return;
         if (pb->drain_expiry_real != UINT64_MAX && util_now_real_us() >= pb->drain_expiry_real)
                 pb->rebuild_due = true;
-        if (settle_check(pb) && (pb->rebuild_due || !table_builder_current(pb->builder)))
+        if (settle_check(pb) && (pb->rebuild_due || !table_builder_current(pb->builder)) &&
+            quorum_round >= pb->input_mono)
                 rebuild(pb);
         else if (pb->settled)
                 push_all(pb);

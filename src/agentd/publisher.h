@@ -62,7 +62,13 @@ bool publisher_exchange_done(struct publisher *pb, uint64_t cookie, int result, 
 
 void publisher_members_changed(struct publisher *pb);
 
-/* Rebuilds when an input changed (once settled), pushes what nodes lack, announces when due. */
-void publisher_step(struct publisher *pb);
+/*
+ * Rebuilds when an input changed (once settled), pushes what nodes lack,
+ * announces when due. quorum_round (leader_quorum_round()): a rebuild waits
+ * until a heartbeat round sent after the newest input was acknowledged by a
+ * quorum, so a leader cut off from the majority decides nothing while its
+ * lease runs out.
+ */
+void publisher_step(struct publisher *pb, uint64_t quorum_round);
 
 #endif

@@ -111,6 +111,7 @@ struct instance {
         bool need_start;                /* a StartUnit is due (not sent yet) */
         bool start_if_inactive;         /* restored: start it once its state says inactive */
         bool start_failed;              /* the last start job failed */
+        bool restored_stopped;          /* restored with its unit not running: start when assigned again */
         bool stopping;                  /* no longer assigned: stopping, then forgotten */
         char stop_why[WHY_MAX];         /* ... because */
         bool ever_up;                   /* an up verdict since it was started: PENDING ends */
@@ -757,6 +758,13 @@ static void inst_verdict(struct instance *in, enum health_state v, uint64_t now)
 static enum placement_instance_state inst_placement_state(const struct instance *in) {
         if (in->stopping)
                 return PLACEMENT_STOPPING;
+        /*
+         * While our StartUnit is due or in flight the unit may not even be
+         * loaded yet (a template instance systemd has not seen): that is a
+         * start under way, not a failure the leader should re-place.
+         */
+        if (in->origin == PLACEMENT_PLACED && (in->need_start || (in->place_cookie && !in->place_stop_job)))
+                return PLACEMENT_PENDING;
         if (in->start_failed || in->not_found || in->supervise.quarantined)
                 return PLACEMENT_FAILED;
         if (in->health.state == HEALTH_HEALTHY)
@@ -1004,15 +1012,20 @@ static void on_unit_changed(struct systemd *sd, const struct systemd_unit_state 
                                   in->cfg.unit, pid_text(in->main_pid, p1, sizeof(p1)), now - in->verdict_at_us);
         }
 
-        /* A restored placed instance: started again only when systemd says it is not running. */
+        /*
+         * A restored placed instance whose unit is not running is NOT started
+         * here: while this agent was away the leader may have replaced it
+         * elsewhere. It is reported as it is (failed), and started again only
+         * if the current leader's assignment still lists it.
+         */
         if (in->start_if_inactive && in->unit_loaded) {
                 in->start_if_inactive = false;
                 if (!in->not_found && (strcmp(in->active_state, "inactive") == 0 ||
                                        strcmp(in->active_state, "failed") == 0)) {
-                        log_info("supervisor: %s: placed instance restored, unit %s: starting it", in->cfg.unit,
-                                 in->active_state);
-                        in->need_start = true;
-                        place_start(in);
+                        log_info("supervisor: %s: placed instance restored, unit %s: left stopped until the "
+                                 "leader's assignment lists it", in->cfg.unit, in->active_state);
+                        in->start_failed = true;
+                        in->restored_stopped = true;
                 } else
                         log_info("supervisor: %s: placed instance restored, unit %s/%s", in->cfg.unit,
                                  in->not_found ? "not-found" : in->active_state, in->sub_state);
@@ -2163,6 +2176,15 @@ int supervisor_assign(struct supervisor *s, const struct sync_assigned *assigned
 
                         snprintf(why, sizeof(why), "not in the assignment of term %" PRIu64, term);
                         place_stop(in, why);
+                        changes++;
+                        persist = true;
+                } else if (listed[k] && in->restored_stopped && !in->place_cookie) {
+                        /* The leader still wants what we had before our restart: run it again. */
+                        in->restored_stopped = false;
+                        in->start_failed = false;
+                        in->placed_term = term;
+                        in->need_start = true;
+                        started[n_started++] = in;
                         changes++;
                         persist = true;
                 } else if (listed[k] && in->stopping) {

@@ -735,6 +735,14 @@ bool election_is_active(const struct election *e, uint64_t now) {
         return e->state == ELECTION_LEADER && e->have_lease && now < e->lease_expiry;
 }
 
+uint64_t election_quorum_round(const struct election *e) {
+        uint64_t span = e->cfg.lease_us - e->cfg.lease_guard_us;
+
+        if (e->state != ELECTION_LEADER || !e->have_lease || e->lease_expiry < span)
+                return 0;
+        return e->lease_expiry - span;
+}
+
 uint64_t election_lease_expiry(const struct election *e) {
         return e->state == ELECTION_LEADER && e->have_lease ? e->lease_expiry : 0;
 }

@@ -205,6 +205,14 @@ const char *election_leader(const struct election *e);
 bool election_is_active(const struct election *e, uint64_t now);
 /* The end of our lease (0 when we hold none). */
 uint64_t election_lease_expiry(const struct election *e);
+/*
+ * When the latest heartbeat round that a quorum acknowledged was sent (0
+ * when we hold no lease). A decision prompted by an input that arrived
+ * before this time is known to be taken with a quorum behind us: a leader
+ * cut off from the majority keeps its lease for a while, but no round sent
+ * after the cut is ever acknowledged.
+ */
+uint64_t election_quorum_round(const struct election *e);
 /* Fencing: an order carrying `term` may be acted on (term >= ours). */
 bool election_accepts(const struct election *e, uint64_t term);
 /* Voters counted for quorum, and the majority needed. */

@@ -434,3 +434,147 @@ netns_wait_jq() {
         done
         return 1
 }
+
+# ---- leader, balancer table and unit helpers (failover.sh, witness.sh) ------
+
+# netns_leader_of NAME: "LEADER TERM" as NAME's agent sees it ("null TERM"
+# when it knows none, "" when it does not answer).
+netns_leader_of() {
+        netns_ctl "$1" --json leader 2>/dev/null | "$JQ" -r '"\(.leader) \(.term)"' 2>/dev/null
+}
+
+# netns_agree TIMEOUT_S HOSTS...: polls until every host names the same
+# leader, which is one of HOSTS, in the same term, and exactly one of them is
+# in state "leader". Sets NETNS_AGREED to "NAME TERM"; on timeout prints each
+# host's view to stderr and returns 1.
+netns_agree() {
+        local t=$(( $1 * 10 )) first h ok leaders
+        shift
+        for _ in $(seq "$t"); do
+                ok=1
+                first=$(netns_leader_of "$1")
+                case $first in null*|"") ok=0 ;; esac
+                if [ $ok = 1 ]; then
+                        case " $* " in *" ${first% *} "*) ;; *) ok=0 ;; esac
+                fi
+                leaders=0
+                for h in "$@"; do
+                        [ $ok = 1 ] || break
+                        [ "$(netns_leader_of "$h")" = "$first" ] || ok=0
+                        [ "$(netns_ctl "$h" --json leader 2>/dev/null | "$JQ" -r .state 2>/dev/null)" = leader ] &&
+                                leaders=$((leaders + 1))
+                done
+                if [ $ok = 1 ] && [ $leaders = 1 ]; then
+                        NETNS_AGREED=$first
+                        return 0
+                fi
+                sleep 0.1
+        done
+        for h in "$@"; do
+                echo "$h: $(netns_ctl "$h" --json leader 2>&1 | tr -d '\n')" >&2
+        done
+        return 1
+}
+
+# netns_table NAME [SERVICE]: NAME's balancer table as one line of JSON.
+netns_table() {
+        local name=$1
+        shift
+        netns_ctl "$name" --json table "$@" 2>/dev/null | "$JQ" -c . 2>/dev/null
+}
+
+# netns_wait_tables TIMEOUT_S FILTER HOSTS...: polls until the table of
+# every host satisfies the jq FILTER and all of them hold the same
+# (term, version, digest). Sets NETNS_TABLE to the first host's table; on
+# timeout prints every host's table to stderr and returns 1.
+netns_wait_tables() {
+        local t=$(( $1 * 10 )) filter=$2 h ok id first tab
+        shift 2
+        for _ in $(seq "$t"); do
+                ok=1
+                first=""
+                for h in "$@"; do
+                        tab=$(netns_table "$h")
+                        echo "$tab" | "$JQ" -e "$filter" >/dev/null 2>&1 || { ok=0; break; }
+                        id=$(echo "$tab" | "$JQ" -r '"\(.term).\(.version).\(.digest)"')
+                        if [ -z "$first" ]; then
+                                first=$id
+                                NETNS_TABLE=$tab
+                        elif [ "$id" != "$first" ]; then
+                                ok=0
+                                break
+                        fi
+                done
+                [ $ok = 1 ] && return 0
+                sleep 0.1
+        done
+        for h in "$@"; do
+                echo "--- table on $h: $(netns_table "$h")" >&2
+        done
+        return 1
+}
+
+# netns_unit_state NAME UNIT: UNIT's ActiveState in NAME's user manager.
+netns_unit_state() {
+        sdhost_systemctl "$1" show -p ActiveState --value "$2" 2>/dev/null
+}
+
+# netns_wait_unit TIMEOUT_S NAME UNIT STATE: polls until UNIT is in STATE.
+netns_wait_unit() {
+        local t=$(( $1 * 10 ))
+        for _ in $(seq "$t"); do
+                [ "$(netns_unit_state "$2" "$3")" = "$4" ] && return 0
+                sleep 0.1
+        done
+        return 1
+}
+
+# netns_testsvc_template NAME TEMPLATE: installs TEMPLATE (e.g.
+# "web@.service") in NAME's user manager: tests/integ/testsvc answering
+# HTTP on NAME's address, on the port named by the instance ("web@8081").
+netns_testsvc_template() {
+        local svc=${TESTSVC:-${top_builddir:-.}/tests/integ/testsvc}
+        [ -x "$svc" ] || fail "$svc is not built (make tests/integ/testsvc)"
+        sdhost_unit "$1" "$2" "[Unit]
+StartLimitIntervalSec=0
+[Service]
+ExecStart=$svc --address $(netns_addr "$1") --port %i"
+}
+
+# netns_events NAME KIND [SINCE_US]: NAME's stored events of KIND (stamped at
+# or after SINCE_US, CLOCK_REALTIME µs) as one JSON array, oldest first.
+netns_events() {
+        netns_ctl "$1" --json events --kind "$2" --limit 10000 2>/dev/null |
+                "$JQ" -c --argjson s "${3:-0}" '[.events[] | select(.ts_us >= $s)]'
+}
+
+# netns_now_us: CLOCK_REALTIME in µs, comparable with events' ts_us.
+netns_now_us() {
+        echo $(( $(date +%s%N) / 1000 ))
+}
+
+# netns_dump_placed HOSTS...: every placed instance each host's agent lists
+# (unit, health, when placed), to stderr: what a placement failure needs.
+netns_dump_placed() {
+        local h
+        for h in "$@"; do
+                echo "--- placed instances on $h: $(netns_ctl "$h" --json services 2>/dev/null |
+                        "$JQ" -c '[.services[] | select(.origin == "placed") |
+                                   {unit, health, placed_at, placed_at_us}]' 2>/dev/null)" >&2
+        done
+}
+
+# netns_conf_group NAME GROUP TEXT: inserts TEXT (libconfig settings) at the
+# start of group GROUP ("node", "cluster") of the config netns_write_config
+# wrote for NAME, e.g. netns_conf_group h1 node 'role = "witness";'.
+# TEXT must not contain "|", "&" or backslashes (sed replacement text).
+netns_conf_group() {
+        grep -q "^$2 = { " "$T/$1.conf" || fail "netns_conf_group: no group $2 in $T/$1.conf"
+        sed -i "s|^$2 = { |&$3 |" "$T/$1.conf"
+}
+
+# netns_conf_election NAME MIN MAX: NAME's election timeout range (durations):
+# a host with a much shorter range than the others is all but sure to lead.
+netns_conf_election() {
+        netns_conf_group "$1" cluster "election = { timeout_min = \"$2\"; timeout_max = \"$3\"; };"
+}
