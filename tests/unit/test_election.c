@@ -468,17 +468,26 @@ static void test_lease(void) {
         run_until(cl.now + cfg.heartbeat_interval_us);
         CU_ASSERT_EQUAL(election_lease_expiry(cl.c[l]), exp + cfg.heartbeat_interval_us);
         exp = election_lease_expiry(cl.c[l]);
+        /* The quorum round is the send time of the round behind the lease. */
+        last_round = election_quorum_round(cl.c[l]);
+        CU_ASSERT_EQUAL(last_round, exp - cfg.lease_us + cfg.lease_guard_us);
+        for (size_t i = 0; i < 3; i++)
+                if ((int) i != l)
+                        CU_ASSERT_EQUAL(election_quorum_round(cl.c[i]), 0);
         /* Cut the leader off: no round after this one is acknowledged. */
         isolate((size_t)l, true);
         run_until(exp - 1);
         CU_ASSERT_EQUAL(election_state(cl.c[l]), ELECTION_LEADER);
         CU_ASSERT(election_is_active(cl.c[l], exp - 1));
+        /* Still active, but the quorum round stays where the cut left it: decisions wait. */
+        CU_ASSERT_EQUAL(election_quorum_round(cl.c[l]), last_round);
         CU_ASSERT_FALSE(election_is_active(cl.c[l], exp));
         CU_ASSERT_EQUAL(cl.n_lost[l], 0);
         run_until(exp);
         CU_ASSERT_EQUAL(election_state(cl.c[l]), ELECTION_FOLLOWER);
         CU_ASSERT_EQUAL(cl.n_lost[l], 1);
         CU_ASSERT_EQUAL(election_lease_expiry(cl.c[l]), 0);
+        CU_ASSERT_EQUAL(election_quorum_round(cl.c[l]), 0);
         teardown();
 }
 
