@@ -23,6 +23,7 @@
 #include "core/sync.h"
 #include "core/table.h"
 #include "io/journal.h"
+#include "io/store.h"
 
 /* The leader announces (term, version, digest) this often, and after every publication. */
 #define ANNOUNCE_INTERVAL_US (1 * USEC_PER_SEC)
@@ -57,7 +58,7 @@ struct publisher {
         struct agent *agent;
         struct gossip *g;
         struct publisher_callbacks cb;
-        const char *self;               /* our node name (the agent's config outlives us) */
+        char self[TABLE_NODE_MAX];      /* our node name (a copy: a reload replaces the config) */
 
         bool leading;
         uint64_t lead_term;
@@ -448,6 +449,40 @@ static int build_ctx_fill(struct publisher *pb, struct build_ctx *c) {
         return 0;
 }
 
+struct cause_search {
+        const char *node;
+        char *buf;
+        size_t len;
+        bool found;
+};
+
+static int cause_cb(const struct store_event *ev, void *userdata) {
+        struct cause_search *c = userdata;
+
+        /* Oldest first: the last match is the newest verdict. */
+        if (ev->subject && strcmp(ev->subject, c->node) == 0) {
+                snprintf(c->buf, c->len, "%s", ev->detail ? ev->detail : "");
+                c->found = true;
+        }
+        return 0;
+}
+
+/*
+ * The suspicion that led to a death, as membership recorded it in its
+ * member_dead (or member_left) event: who suspected, and why it stuck.
+ */
+static bool membership_cause(struct publisher *pb, const char *node, char *buf, size_t len) {
+        static const char *const kinds[] = { "member_dead", "member_left" };
+        struct cause_search c = { .node = node, .buf = buf, .len = len };
+
+        for (size_t i = 0; i < ELEMENTSOF(kinds) && !c.found; i++) {
+                struct store_event_filter f = { .kind = kinds[i], .limit = 256 };
+
+                (void) store_events_query(agent_store(pb->agent), &f, cause_cb, &c);
+        }
+        return c.found;
+}
+
 /* Tells the story of each newly dead node: its backends now down, and what replaces them. */
 static void emit_failovers(struct publisher *pb, const struct table_change *changes, size_t n_changes,
                            const struct placement_plan *plan) {
@@ -456,7 +491,7 @@ static void emit_failovers(struct publisher *pb, const struct table_change *chan
         for (size_t i = 0; i < pb->n_peers; i++) {
                 struct peer *p = pb->peers[i];
                 struct membership_member_info info;
-                char detail[DETAIL_MAX], down[DETAIL_MAX / 2], since[UTIL_TS_MAX];
+                char detail[DETAIL_MAX], down[DETAIL_MAX / 2], since[UTIL_TS_MAX], cause[512];
                 size_t len, n_down, n_repl;
                 bool dead;
 
@@ -481,14 +516,15 @@ static void emit_failovers(struct publisher *pb, const struct table_change *chan
                         len = (size_t) snprintf(detail, sizeof(detail), "%s is unknown to membership", p->name);
                 else
                         len = (size_t) snprintf(detail, sizeof(detail),
-                                                "%s is %s since %s (incarnation %" PRIu64 "%s)", p->name,
+                                                "%s is %s since %s (incarnation %" PRIu64 ")", p->name,
                                                 membership_state_to_string(info.state),
                                                 util_format_ts(util_now_real_us() -
                                                                (util_now_mono_us() - MIN(util_now_mono_us(), info.state_changed_us)),
                                                                since),
-                                                info.incarnation,
-                                                info.state == MEMBERSHIP_DEAD ?
-                                                ", declared dead when its suspicion ran out unrefuted" : ", left");
+                                                info.incarnation);
+                if (membership_cause(pb, p->name, cause, sizeof(cause)))
+                        len += (size_t) snprintf(detail + MIN(len, sizeof(detail)),
+                                                 sizeof(detail) - MIN(len, sizeof(detail)), "; membership: %s", cause);
                 len += (size_t) snprintf(detail + MIN(len, sizeof(detail)), sizeof(detail) - MIN(len, sizeof(detail)),
                                          "; down: %s", n_down ? down : "no backends");
                 for (size_t k = 0; plan && k < plan->n_orders; k++) {
@@ -859,7 +895,7 @@ int publisher_new(struct agent *a, struct gossip *g, const struct publisher_call
         pb->agent = a;
         pb->g = g;
         pb->cb = *cb;
-        pb->self = agent_config(a)->node_name;
+        snprintf(pb->self, sizeof(pb->self), "%s", agent_config(a)->node_name);
         pb->drain_expiry_real = UINT64_MAX;
         *ret = pb;
         return 0;
