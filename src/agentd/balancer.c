@@ -1,19 +1,15 @@
 /*
- * The balancer module: see balancer.h. Two roles share this file because
- * they share the table and the report:
+ * The balancer module: see balancer.h. This file is every agent's side (the
+ * leader's included): it holds the last accepted table set (persisted,
+ * served by `pick`), reports its instances to the leader, applies the
+ * leader's UPDATEs (tables and the assignment of placed instances, both
+ * fenced by term), carries out drains asked of it, and runs the timers. What
+ * only the active leader does - building, planning, pushing, announcing -
+ * is in publisher.c, which this file starts and stops as the election says.
  *
- *  - every agent ("follower" below, the leader included) holds the last
- *    accepted table set (persisted, served by `pick`), reports its
- *    instances to the leader, applies the leader's UPDATEs (tables and its
- *    assignment of placed instances, both fenced by term) and carries out
- *    drains asked of it;
- *  - the active leader keeps the latest report of every node, builds the
- *    table (core/table.c), plans replicas (core/placement.c), turns the
- *    decisions into events and pushes UPDATEs.
- *
- * Decisions stay in the pure cores; this file collects their inputs, runs
- * them when an input changed (coalesced to once per loop iteration by a
- * zero-delay timer) and does the I/O.
+ * Decisions stay in the pure cores; inputs only set flags and arm a
+ * zero-delay timer, so one loop iteration runs the decisions once however
+ * many inputs arrived, and this file does the I/O.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,7 +32,6 @@
 #include "common/ctlproto.h"
 #include "core/balance.h"
 #include "core/membership.h"
-#include "core/placement.h"
 #include "core/sync.h"
 #include "core/table.h"
 #include "io/journal.h"
@@ -56,7 +51,7 @@
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-
+/* A drain asked of another node, waiting for its DRAIN_ACK (the control reply waits too). */
 struct pending_drain {
         bool used;
         uint64_t nonce;

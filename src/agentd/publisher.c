@@ -155,14 +155,39 @@ static int peer_confirm(struct peer *p) {
 }
 
 /* Stores a report (ownership of its arrays moves to the peer). */
+/* The report's bytes without what changes on every exchange (held table, term seen). */
+static int report_content(const struct sync_report *r, uint8_t **ret, size_t *ret_len) {
+        struct sync_report c = *r;
+
+        c.table_term = c.table_version = c.table_digest = 0;
+        c.term_seen = 0;
+        return sync_report_encode(&c, ret, ret_len);
+}
+
+/* True when a and b say the same about the node's instances, services and drain. */
+static bool report_same(const struct sync_report *a, const struct sync_report *b) {
+        _cleanup_free_ uint8_t *x = NULL, *y = NULL;
+        size_t xl, yl;
+
+        return report_content(a, &x, &xl) == 0 && report_content(b, &y, &yl) == 0 && xl == yl &&
+               memcmp(x, y, xl) == 0;
+}
+
 static void take_report(struct publisher *pb, struct sync_report *r) {
         struct peer *p = peer_get(pb, r->node);
+        bool same;
 
         if (!p) {
                 log_error("balancer: no room for the report of %s", r->node);
                 report_free(r);
                 return;
         }
+        /*
+         * A report that repeats what we know (the periodic refresh, the reply
+         * to a push) is no new input: it must not trigger a rebuild, nor hold
+         * one back until the next quorum round.
+         */
+        same = p->have_report && !p->synthetic && p->confirmed && report_same(&p->report, r);
         report_free(&p->report);
         p->report = *r;
         *r = (struct sync_report) {};
@@ -172,8 +197,10 @@ static void take_report(struct publisher *pb, struct sync_report *r) {
         p->pushed_version = p->report.table_version;
         if (!p->confirmed && peer_confirm(p) < 0)
                 log_error("balancer: out of memory taking the report of %s", p->name);
-        pb->rebuild_due = true;
-        pb->input_mono = util_now_mono_us();
+        if (!same) {
+                pb->rebuild_due = true;
+                pb->input_mono = util_now_mono_us();
+        }
         pb->cb.schedule(pb->cb.userdata);
 }
 
