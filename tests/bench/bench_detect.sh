@@ -21,31 +21,6 @@ idle_s=${BENCH_DETECT_IDLE_S:-10}
 profile=${BENCH_DETECT_PROFILE:-lan}
 integ_tmpdir
 
-now_us() {
-        echo $(( $(date +%s%N) / 1000 ))
-}
-
-# port_free P: true when no UDP/TCP socket holds P.
-port_free() {
-        ! cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-                awk '{print $2}' | grep -qi "$(printf ':%04X$' "$1")"
-}
-
-# Picks N consecutive free ports; prints the first.
-pick_ports() {
-        base=$(integ_free_port "bench$1")
-        while :; do
-                ok=1
-                i=0
-                while [ $i -lt "$1" ]; do
-                        port_free $((base + i)) || { ok=0; break; }
-                        i=$((i + 1))
-                done
-                [ $ok = 1 ] && { echo "$base"; return; }
-                base=$((base + $1))
-        done
-}
-
 write_conf() {
         name=$1 port=$2 seed=$3
         mkdir -p "$T/$name"
@@ -97,7 +72,7 @@ ms() {
 
 bench_size() {
         size=$1
-        base=$(pick_ports "$size")
+        base=$(integ_free_ports "$size")
         hosts=""
         i=1
         while [ $i -le "$size" ]; do
@@ -108,9 +83,9 @@ bench_size() {
         for h in $hosts; do
                 start "$h"
         done
-        t0=$(now_us)
+        t0=$(integ_now_us)
         wait_all_alive "$size"
-        echo "== $size agents ($profile profile): converged in $(ms $(( $(now_us) - t0 ))) after start"
+        echo "== $size agents ($profile profile): converged in $(ms $(( $(integ_now_us) - t0 ))) after start"
 
         # Idle traffic: bytes each agent sent (UDP + TCP) over idle_s seconds.
         for h in $hosts; do
@@ -145,7 +120,7 @@ bench_size() {
                 # Never the seed: the others rejoin through it.
                 victim=n$(( (run - 1) % (size - 1) + 2 ))
                 pid=$(cat "$T/$victim.pid")
-                tkill=$(now_us)
+                tkill=$(integ_now_us)
                 kill -KILL "$pid"
                 wait "$pid" 2>/dev/null
                 INTEG_PIDS=$(echo "$INTEG_PIDS" | tr ' ' '\n' | grep -vx "$pid" | tr '\n' ' ')

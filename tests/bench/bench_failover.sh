@@ -36,31 +36,6 @@ if [ ! -x "$TESTSVC" ]; then
 fi
 integ_tmpdir
 
-now_us() {
-        echo $(( $(date +%s%N) / 1000 ))
-}
-
-# port_free P: true when no UDP/TCP socket holds P.
-port_free() {
-        ! cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-                awk '{print $2}' | grep -qi "$(printf ':%04X$' "$1")"
-}
-
-# pick_ports N SALT: N consecutive free ports; prints the first.
-pick_ports() {
-        base=$(integ_free_port "$2$1")
-        while :; do
-                ok=1
-                i=0
-                while [ $i -lt "$1" ]; do
-                        port_free $((base + i)) || { ok=0; break; }
-                        i=$((i + 1))
-                done
-                [ $ok = 1 ] && { echo "$base"; return; }
-                base=$((base + $1))
-        done
-}
-
 write_conf() {
         name=$1 port=$2 seed=$3 web=$4
         mkdir -p "$T/$name"
@@ -190,8 +165,8 @@ down_on() {
 
 bench_size() {
         size=$1
-        base=$(pick_ports "$size" gossip)
-        webbase=$(pick_ports "$size" web)
+        base=$(integ_free_ports "$size" gossip)
+        webbase=$(integ_free_ports "$size" web)
         hosts=""
         i=1
         while [ $i -le "$size" ]; do
@@ -205,9 +180,9 @@ bench_size() {
         for h in $hosts; do
                 start "$h"
         done
-        t0=$(now_us)
+        t0=$(integ_now_us)
         wait_settled
-        echo "== $size agents ($profile profile): settled in $(ms $(( $(now_us) - t0 ))) after start, leader $leader"
+        echo "== $size agents ($profile profile): settled in $(ms $(( $(integ_now_us) - t0 ))) after start, leader $leader"
 
         # --- a. election after the leader's kill -9 ---------------------------
         : > "$T/elect"
@@ -216,7 +191,7 @@ bench_size() {
                 old=$leader
                 oldterm=$(ctl "$old" --json leader | "$JQ" .term)
                 surv=$(survivors_of "$old")
-                tkill=$(now_us)
+                tkill=$(integ_now_us)
                 kill9 "$old"
                 worst=""
                 for _ in $(seq 600); do
@@ -262,7 +237,7 @@ bench_size() {
                 fi
                 surv=$(survivors_of "$victim")
                 : > "$T/seen"
-                tkill=$(now_us)
+                tkill=$(integ_now_us)
                 kill9 "$victim"
                 # Poll the survivors in turn; each one's first "down" is
                 # stamped when seen (an upper bound, within one round).
@@ -271,7 +246,7 @@ bench_size() {
                         left=""
                         for h in $pending; do
                                 if down_on "$h" "$victim"; then
-                                        echo "$h $(now_us)" >> "$T/seen"
+                                        echo "$h $(integ_now_us)" >> "$T/seen"
                                 else
                                         left="$left $h"
                                 fi

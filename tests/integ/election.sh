@@ -10,42 +10,12 @@
 integ_need_jq
 netns_init
 
-# leader_of HOST: "NAME TERM" as HOST sees it ("null TERM" when it knows none).
-leader_of() {
-        netns_ctl "$1" --json leader 2>/dev/null | "$JQ" -r '"\(.leader) \(.term)"' 2>/dev/null
-}
-
-# agree TIMEOUT_S HOSTS...: polls until every host names the same leader,
-# which is one of HOSTS, in the same term, and exactly one of them is that
-# leader in state "leader". Sets $agreed to "NAME TERM".
+# agree TIMEOUT_S HOSTS...: netns_agree (every host names the same leader,
+# one of HOSTS, in the same term, and exactly one of them leads); sets
+# $agreed to "NAME TERM".
 agree() {
-        local t=$(( $1 * 10 )) first h ok v leaders
-        shift
-        for _ in $(seq "$t"); do
-                ok=1
-                first=$(leader_of "$1")
-                case $first in null*|"") ok=0 ;; esac
-                if [ $ok = 1 ]; then
-                        case " $* " in *" ${first% *} "*) ;; *) ok=0 ;; esac
-                fi
-                leaders=0
-                for h in "$@"; do
-                        [ $ok = 1 ] || break
-                        v=$(leader_of "$h")
-                        [ "$v" = "$first" ] || ok=0
-                        [ "$(netns_ctl "$h" --json leader 2>/dev/null | "$JQ" -r .state)" = leader ] &&
-                                leaders=$((leaders + 1))
-                done
-                if [ $ok = 1 ] && [ $leaders = 1 ]; then
-                        agreed=$first
-                        return 0
-                fi
-                sleep 0.1
-        done
-        for h in "$@"; do
-                echo "$h: $(netns_ctl "$h" --json leader 2>&1 | tr -d '\n')" >&2
-        done
-        return 1
+        netns_agree "$@" || return 1
+        agreed=$NETNS_AGREED
 }
 
 hosts="h1 h2 h3 h4 h5"

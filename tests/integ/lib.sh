@@ -62,13 +62,36 @@ integ_tmpdir() {
 integ_free_port() {
         p=$(( 20000 + ($$ * 7 + $(printf '%s' "${1:-}" | cksum | cut -d' ' -f1)) % 30000 ))
         for _ in $(seq 100); do
-                if ! cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-                        awk '{print $2}' | grep -qi "$(printf ':%04X$' "$p")"; then
-                        break
-                fi
+                integ_port_free "$p" && break
                 p=$(( p + 1 ))
         done
         echo "$p"
+}
+
+# integ_port_free P: true when no UDP/TCP socket holds port P.
+integ_port_free() {
+        ! cat /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+                awk '{print $2}' | grep -qi "$(printf ':%04X$' "$1")"
+}
+
+# integ_free_ports N [SALT]: N consecutive free ports; prints the first.
+integ_free_ports() {
+        base=$(integ_free_port "${2:-bench}$1")
+        while :; do
+                ok=1
+                i=0
+                while [ $i -lt "$1" ]; do
+                        integ_port_free $((base + i)) || { ok=0; break; }
+                        i=$((i + 1))
+                done
+                [ $ok = 1 ] && { echo "$base"; return; }
+                base=$((base + $1))
+        done
+}
+
+# integ_now_us: CLOCK_REALTIME in µs.
+integ_now_us() {
+        echo $(( $(date +%s%N) / 1000 ))
 }
 
 # integ_write_config NAME [EXTRA]: writes $T/NAME.conf for a node NAME whose
