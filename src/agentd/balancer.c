@@ -49,8 +49,6 @@
 /* Housekeeping period. */
 #define TICK_US (100 * USEC_PER_MSEC)
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-
 /* A drain asked of another node, waiting for its DRAIN_ACK (the control reply waits too). */
 struct pending_drain {
         bool used;
@@ -206,10 +204,6 @@ static void hold_table(struct balancer *b, struct table_set *t) {
 }
 
 /* ---- the report ------------------------------------------------------------------------ */
-
-static void report_free(struct sync_report *r) {
-        sync_report_done(r);
-}
 
 /* Our own report: the supervisor's instances, our service specs, drain and table. */
 static int report_build(struct balancer *b, struct sync_report *ret) {
@@ -381,11 +375,11 @@ static void send_report(struct balancer *b) {
                 snprintf(b->reported_to, sizeof(b->reported_to), "%s", leader);
                 b->report_next_mono = util_now_mono_us() + REPORT_REFRESH_US;
                 (void) publisher_take_report(b->pub, &r);
-                report_free(&r);
+                sync_report_done(&r);
                 return;
         }
         k = sync_report_encode(&r, &body, &len);
-        report_free(&r);
+        sync_report_done(&r);
         if (k < 0) {
                 log_error("balancer: cannot encode our report: %s", strerror(-k));
                 return;
@@ -570,7 +564,7 @@ static int on_request(const uint8_t *body, size_t len, uint8_t **ret_reply, size
                 if (r < 0) {
                         if (r == -EPERM)
                                 log_debug("balancer: report from %s, which is not an alive member: ignored", name);
-                        report_free(rep);
+                        sync_report_done(rep);
                         return r;
                 }
                 return publisher_reply(b->pub, name, ret_reply, ret_len);
@@ -593,7 +587,7 @@ static int on_request(const uint8_t *body, size_t len, uint8_t **ret_reply, size
                 if (r < 0)
                         return r;
                 r = sync_report_encode(&rep, ret_reply, ret_len);
-                report_free(&rep);
+                sync_report_done(&rep);
                 return r;
         }
         default:

@@ -815,11 +815,10 @@ static int load_self(struct gossip *g, uint64_t *ret_incarnation) {
 struct seed_list {
         struct wire_addr addrs[GOSSIP_SEEDS_MAX];
         size_t n;
-        const struct wire_addr *self;
 };
 
 static void seed_add(struct seed_list *l, const struct wire_addr *a) {
-        if (l->n >= ELEMENTSOF(l->addrs) || wire_addr_equal(a, l->self))
+        if (l->n >= ELEMENTSOF(l->addrs))
                 return;
         for (size_t i = 0; i < l->n; i++)
                 if (wire_addr_equal(&l->addrs[i], a))
@@ -884,9 +883,8 @@ static int advertise_address(const struct agentd_config *c, struct net *n, struc
         return net_to_wire(&src, ret) ? 0 : -EINVAL;
 }
 
-static void start_join(struct gossip *g, const struct agentd_config *c, const struct wire_addr *self) {
-        struct seed_list seeds = { .self = self };
-        bool self_seed = false;
+static void start_join(struct gossip *g, const struct agentd_config *c) {
+        struct seed_list seeds = {};
         size_t configured;
         int r;
 
@@ -899,19 +897,10 @@ static void start_join(struct gossip *g, const struct agentd_config *c, const st
                         log_warning("gossip: cluster.join: cannot resolve %s; skipping it", c->join[i]);
                         continue;
                 }
-                self_seed |= wire_addr_equal(&wa, self);
                 seed_add(&seeds, &wa);
         }
         configured = seeds.n;
         (void) store_state_foreach(agent_store(g->agent), STORE_TABLE_MEMBERS, seed_from_store, &seeds);
-        if (seeds.n == 0 && self_seed) {
-                /* Our own address is the only seed: we found the cluster (and may elect ourselves). */
-                log_info("gossip: cluster.join names only this node: founding the cluster");
-                r = membership_join(g->m, util_now_mono_us(), self, 1);
-                if (r < 0)
-                        log_error("gossip: cannot found the cluster: %s", strerror(-r));
-                return;
-        }
         if (seeds.n == 0) {
                 log_info("gossip: no one to join (cluster.join is empty and no members are remembered); "
                          "waiting for others to join us");
@@ -919,9 +908,12 @@ static void start_join(struct gossip *g, const struct agentd_config *c, const st
         }
         log_info("gossip: joining through %zu configured and %zu remembered address%s", configured,
                  seeds.n - configured, seeds.n - configured == 1 ? "" : "es");
+        /* Our own address among the seeds is the core's to skip; if it was the only one, we found the cluster. */
         r = membership_join(g->m, util_now_mono_us(), seeds.addrs, seeds.n);
         if (r < 0)
                 log_error("gossip: cannot start joining: %s", strerror(-r));
+        else if (membership_joined(g->m))
+                log_info("gossip: cluster.join names only this node: founding the cluster");
 }
 
 int gossip_new(struct agent *a, struct gossip **ret) {
@@ -1031,7 +1023,7 @@ int gossip_new(struct agent *a, struct gossip **ret) {
                  c->node_name, wire_addr_to_string(&self, addr), incarnation, g->epoch,
                  config_profile_to_string(c->profile), g->kr ? "encrypted" : "plaintext");
 
-        start_join(g, c, &self);
+        start_join(g, c);
         gossip_drain(g);
         *ret = g;
         return 0;

@@ -36,14 +36,11 @@
 /* Longest event detail we compose. */
 #define DETAIL_MAX 2048
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-
 /* The leader's view of one node. */
 struct peer {
         char name[TABLE_NODE_MAX];
         struct sync_report report;      /* the latest (decoded arrays owned) */
-        bool have_report;
-        bool synthetic;                 /* made from the previous table, not reported in this leadership */
+        bool synthetic;                 /* a stand-in made from the previous table: never reported */
         bool confirmed;                 /* reported during this leadership: may get assignments */
         struct sync_assigned *assigned; /* what it must run (valid when confirmed) */
         size_t n_assigned;
@@ -75,10 +72,6 @@ struct publisher {
         size_t n_dead_seen;
 };
 
-static void report_free(struct sync_report *r) {
-        sync_report_done(r);
-}
-
 static struct peer *peer_find(struct publisher *pb, const char *name) {
         for (size_t i = 0; i < pb->n_peers; i++)
                 if (strcmp(pb->peers[i]->name, name) == 0)
@@ -108,7 +101,7 @@ static struct peer *peer_get(struct publisher *pb, const char *name) {
 static void peer_free(struct peer *p) {
         if (!p)
                 return;
-        report_free(&p->report);
+        sync_report_done(&p->report);
         free(p->assigned);
         free(p);
 }
@@ -179,7 +172,7 @@ static void take_report(struct publisher *pb, struct sync_report *r) {
 
         if (!p) {
                 log_error("balancer: no room for the report of %s", r->node);
-                report_free(r);
+                sync_report_done(r);
                 return;
         }
         /*
@@ -187,11 +180,10 @@ static void take_report(struct publisher *pb, struct sync_report *r) {
          * to a push) is no new input: it must not trigger a rebuild, nor hold
          * one back until the next quorum round.
          */
-        same = p->have_report && !p->synthetic && p->confirmed && report_same(&p->report, r);
-        report_free(&p->report);
+        same = !p->synthetic && p->confirmed && report_same(&p->report, r);
+        sync_report_done(&p->report);
         p->report = *r;
         *r = (struct sync_report) {};
-        p->have_report = true;
         p->synthetic = false;
         p->pushed_term = p->report.table_term;
         p->pushed_version = p->report.table_version;
@@ -221,14 +213,13 @@ static void peers_seed_from_table(struct publisher *pb, const struct table_set *
                         struct peer *p = peer_find(pb, bk->node);
                         struct sync_instance *ni, *in;
 
-                        if (p && p->have_report && !p->synthetic)
+                        if (p && !p->synthetic)
                                 continue;
                         if (!p) {
                                 p = peer_get(pb, bk->node);
                                 if (!p)
                                         return;
                                 snprintf(p->report.node, sizeof(p->report.node), "%s", bk->node);
-                                p->have_report = true;
                                 p->synthetic = true;
                         }
                         if (!p->synthetic || p->report.n_instances >= TABLE_REPORT_INSTANCES_MAX)
@@ -309,7 +300,7 @@ static void push_all(struct publisher *pb) {
                 size_t len;
                 int r;
 
-                if (!p->have_report || p->synthetic || p->push_inflight || now < p->push_retry_mono)
+                if (p->synthetic || p->push_inflight || now < p->push_retry_mono)
                         continue;
                 if (!peer_needs_table(pb, p) && !(p->confirmed && p->assign_dirty))
                         continue;
@@ -463,8 +454,6 @@ static int build_ctx_fill(struct publisher *pb, struct build_ctx *c) {
         for (size_t i = 0; i < pb->n_peers; i++) {
                 struct peer *p = pb->peers[i];
 
-                if (!p->have_report)
-                        continue;
                 r = sync_report_to_table(&p->report, &c->reports[c->n_reports]);
                 if (r < 0)
                         return r;
@@ -636,8 +625,6 @@ static int plan_ctx_fill(struct publisher *pb, struct plan_ctx *c) {
                 struct membership_member_info info;
                 struct placement_host *h = &c->hosts[c->n_hosts];
 
-                if (!p->have_report)
-                        continue;
                 h->name = p->name;
                 h->state = membership_member_get(m, p->name, &info) < 0 ? PLACEMENT_HOST_DOWN : host_state(info.state);
                 /* A host we have no real report from in this leadership gets nothing new. */
@@ -1024,7 +1011,7 @@ bool publisher_exchange_done(struct publisher *pb, uint64_t cookie, int result, 
                         take_report(pb, rep);
                 } else {
                         if (rep)
-                                report_free(rep);
+                                sync_report_done(rep);
                         log_debug("balancer: push to %s failed: %s", p->name, strerror(result < 0 ? -result : EBADMSG));
                         p->assign_dirty = true;
                         p->push_retry_mono = util_now_mono_us() + PUSH_RETRY_US;

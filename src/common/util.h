@@ -19,6 +19,9 @@
 #define USEC_PER_DAY  (UINT64_C(24) * USEC_PER_HOUR)
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _unused_ __attribute__((unused))

@@ -58,18 +58,6 @@ wait_all_alive() {
         fail "the $1 agents did not converge within 3 minutes"
 }
 
-# pct P: the P-th percentile (nearest rank) of the numbers on stdin.
-pct() {
-        sort -n | awk -v p="$1" '{ v[NR] = $1 } END {
-                if (NR == 0) exit 1
-                i = NR * p / 100; if (i > int(i)) i = int(i) + 1; if (i < 1) i = 1
-                print v[i] }'
-}
-
-ms() {
-        awk -v us="$1" 'BEGIN { printf "%.0f ms", us / 1000 }'
-}
-
 bench_size() {
         size=$1
         base=$(integ_free_ports "$size")
@@ -85,7 +73,7 @@ bench_size() {
         done
         t0=$(integ_now_us)
         wait_all_alive "$size"
-        echo "== $size agents ($profile profile): converged in $(ms $(( $(integ_now_us) - t0 ))) after start"
+        echo "== $size agents ($profile profile): converged in $(integ_ms $(( $(integ_now_us) - t0 ))) after start"
 
         # Idle traffic: bytes each agent sent (UDP + TCP) over idle_s seconds.
         for h in $hosts; do
@@ -107,11 +95,11 @@ bench_size() {
                         "/proc/$(cat "$T/$h.pid")/smaps_rollup" >> "$T/priv"
         done
         printf '   idle traffic sent per agent: mean %s B/s, max %s B/s\n' \
-                "$(awk '{ s += $1 } END { printf "%.0f", s / NR }' "$T/idle")" "$(pct 100 < "$T/idle")"
+                "$(awk '{ s += $1 } END { printf "%.0f", s / NR }' "$T/idle")" "$(integ_pct 100 < "$T/idle")"
         # RSS counts the shared libraries' pages in full (libc and libsqlite3
         # alone are ~2.7 MB); PSS shares them out; private is this agent's own.
         printf '   agentd memory per agent (max): RSS %s kB, PSS %s kB, private %s kB\n' \
-                "$(pct 100 < "$T/rss")" "$(pct 100 < "$T/pss")" "$(pct 100 < "$T/priv")"
+                "$(integ_pct 100 < "$T/rss")" "$(integ_pct 100 < "$T/pss")" "$(integ_pct 100 < "$T/priv")"
 
         : > "$T/all"
         : > "$T/each"
@@ -144,19 +132,19 @@ bench_size() {
                 done
                 [ $missing = 0 ] || fail "run $run: not every survivor declared $victim dead within 4 minutes"
                 cat "$T/run" >> "$T/each"
-                worst=$(pct 100 < "$T/run")
+                worst=$(integ_pct 100 < "$T/run")
                 echo "$worst" >> "$T/all"
                 printf '   run %d: %s killed, every survivor knew after %s (first %s)\n' "$run" "$victim" \
-                        "$(ms "$worst")" "$(ms "$(pct 0 < "$T/run")")"
+                        "$(integ_ms "$worst")" "$(integ_ms "$(integ_pct 0 < "$T/run")")"
                 # Back in, and whole again, before the next kill.
                 start "$victim"
                 wait_all_alive "$size"
                 run=$((run + 1))
         done
         printf '   detection, every survivor: p50 %s, p99 %s (%d runs)\n' \
-                "$(ms "$(pct 50 < "$T/all")")" "$(ms "$(pct 99 < "$T/all")")" "$runs"
+                "$(integ_ms "$(integ_pct 50 < "$T/all")")" "$(integ_ms "$(integ_pct 99 < "$T/all")")" "$runs"
         printf '   detection, each survivor:  p50 %s, p99 %s (%d detections)\n' \
-                "$(ms "$(pct 50 < "$T/each")")" "$(ms "$(pct 99 < "$T/each")")" "$(wc -l < "$T/each")"
+                "$(integ_ms "$(integ_pct 50 < "$T/each")")" "$(integ_ms "$(integ_pct 99 < "$T/each")")" "$(wc -l < "$T/each")"
 
         for h in $hosts; do
                 pid=$(cat "$T/$h.pid")

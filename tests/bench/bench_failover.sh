@@ -103,18 +103,6 @@ wait_settled() {
         fail "the $size agents did not settle (all alive, one leader, one current table, $size backends up) within 3 minutes"
 }
 
-# pct P: the P-th percentile (nearest rank) of the numbers on stdin.
-pct() {
-        sort -n | awk -v p="$1" '{ v[NR] = $1 } END {
-                if (NR == 0) exit 1
-                i = NR * p / 100; if (i > int(i)) i = int(i) + 1; if (i < 1) i = 1
-                print v[i] }'
-}
-
-ms() {
-        awk -v us="$1" 'BEGIN { printf "%.0f ms", us / 1000 }'
-}
-
 # summary LABEL FILE: p50/p99/max of the µs in FILE.
 summary() {
         if [ ! -s "$2" ]; then
@@ -122,7 +110,7 @@ summary() {
                 return
         fi
         printf '   %-46s p50 %s, p99 %s, max %s (%d samples)\n' "$1" \
-                "$(ms "$(pct 50 < "$2")")" "$(ms "$(pct 99 < "$2")")" "$(ms "$(pct 100 < "$2")")" "$(wc -l < "$2")"
+                "$(integ_ms "$(integ_pct 50 < "$2")")" "$(integ_ms "$(integ_pct 99 < "$2")")" "$(integ_ms "$(integ_pct 100 < "$2")")" "$(wc -l < "$2")"
 }
 
 # event_ts HOST KIND SUBJECT_OR_EMPTY SINCE_US [MIN_TERM]: ts_us of HOST's
@@ -182,7 +170,7 @@ bench_size() {
         done
         t0=$(integ_now_us)
         wait_settled
-        echo "== $size agents ($profile profile): settled in $(ms $(( $(integ_now_us) - t0 ))) after start, leader $leader"
+        echo "== $size agents ($profile profile): settled in $(integ_ms $(( $(integ_now_us) - t0 ))) after start, leader $leader"
 
         # --- a. election after the leader's kill -9 ---------------------------
         : > "$T/elect"
@@ -212,7 +200,7 @@ bench_size() {
                 [ -n "$worst" ] || fail "election run $run: the survivors did not agree on a new leader within 2 minutes"
                 echo "$worst" >> "$T/elect"
                 printf '   election run %d: %s killed, every survivor named %s (term %s) after %s\n' \
-                        "$run" "$old" "${new% *}" "${new#* }" "$(ms "$worst")"
+                        "$run" "$old" "${new% *}" "${new#* }" "$(integ_ms "$worst")"
                 start "$old"
                 wait_settled
                 run=$((run + 1))
@@ -291,12 +279,12 @@ bench_size() {
                 done < "$T/run"
                 if [ -n "$tdead" ]; then
                         echo $((last - tdead)) >> "$T/fo_dead"
-                        d="dead verdict at $(ms $((tdead - tkill))), all tables $(ms $((last - tdead))) after it"
+                        d="dead verdict at $(integ_ms $((tdead - tkill))), all tables $(integ_ms $((last - tdead))) after it"
                 else
                         d="no member_dead event on the leader"
                 fi
                 printf '   failover run %d: %s killed, every survivor'"'"'s table had it down after %s (%s; %s)\n' \
-                        "$run" "$victim" "$(ms $((last - tkill)))" "$d" "$method"
+                        "$run" "$victim" "$(integ_ms $((last - tkill)))" "$d" "$method"
                 start "$victim"
                 wait_settled
                 run=$((run + 1))

@@ -89,6 +89,19 @@ integ_free_ports() {
         done
 }
 
+# integ_pct P: the P-th percentile (nearest rank) of the numbers on stdin.
+integ_pct() {
+        sort -n | awk -v p="$1" '{ v[NR] = $1 } END {
+                if (NR == 0) exit 1
+                i = NR * p / 100; if (i > int(i)) i = int(i) + 1; if (i < 1) i = 1
+                print v[i] }'
+}
+
+# integ_ms US: µs as whole milliseconds, "1234 ms".
+integ_ms() {
+        awk -v us="$1" 'BEGIN { printf "%.0f ms", us / 1000 }'
+}
+
 # integ_now_us: CLOCK_REALTIME in µs.
 integ_now_us() {
         echo $(( $(date +%s%N) / 1000 ))
